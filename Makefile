@@ -1,0 +1,23 @@
+# Makefile for test_shm_mq_ext (PGXS)
+
+MODULE_big = test_shm_mq_ext
+OBJS = \
+	src/drive.o \
+	src/layout.o \
+	src/module.o \
+	src/setup.o \
+	src/test_shm_mq.o \
+	src/wait.o \
+	src/worker.o \
+	src/worker_errors.o
+PGFILEDESC = "test_shm_mq_ext - shm_mq round trips through dynamic background workers"
+
+EXTENSION = test_shm_mq_ext
+DATA = sql/test_shm_mq_ext--1.0.sql
+
+REGRESS = extension round_trip pipelined layout bad_input leftovers
+TAP_TESTS = 1
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

@@ -1,0 +1,62 @@
+/*-------------------------------------------------------------------------
+ *
+ * compat.h
+ *		Every PostgreSQL version check of test_shm_mq_ext, and nothing else.
+ *
+ * The rest of the code is written against the PostgreSQL 15 API; the shims
+ * below let it build unchanged on 13 through 18.
+ *
+ * IDENTIFICATION
+ *		src/compat.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TEST_SHM_MQ_EXT_COMPAT_H
+#define TEST_SHM_MQ_EXT_COMPAT_H
+
+#include "postmaster/bgworker.h"
+#include "storage/shm_mq.h"
+#include "utils/guc.h"
+
+/*
+ * PostgreSQL 15 gave shm_mq_send() a force_flush argument; before that every
+ * send was flushed at once.
+ */
+#if PG_VERSION_NUM >= 150000
+#define test_shm_mq_send(mqh, nbytes, data, nowait, force_flush) \
+	shm_mq_send((mqh), (nbytes), (data), (nowait), (force_flush))
+#else
+#define test_shm_mq_send(mqh, nbytes, data, nowait, force_flush) \
+	shm_mq_send((mqh), (nbytes), (data), (nowait))
+#endif
+
+/*
+ * PostgreSQL 18 replaced the trailing pg_attribute_noreturn() with a leading
+ * pg_noreturn; the older attribute works in the leading position too.
+ */
+#if PG_VERSION_NUM < 180000
+#define pg_noreturn pg_attribute_noreturn()
+#endif
+
+/* PostgreSQL 15 renamed the placeholder check and made it reserve a prefix. */
+#if PG_VERSION_NUM < 150000
+#define MarkGUCPrefixReserved(prefix) EmitWarningsOnPlaceholders(prefix)
+#endif
+
+/*
+ * PostgreSQL 17 lets a background worker connect as a role that lacks
+ * LOGIN, as parallel workers do.
+ */
+#ifdef BGWORKER_BYPASS_ROLELOGINCHECK
+#define TEST_SHM_MQ_CONNECTION_FLAGS \
+	(BGWORKER_BYPASS_ALLOWCONN | BGWORKER_BYPASS_ROLELOGINCHECK)
+#else
+#define TEST_SHM_MQ_CONNECTION_FLAGS BGWORKER_BYPASS_ALLOWCONN
+#endif
+
+/* PostgreSQL 16 declares the module load callback in fmgr.h. */
+#if PG_VERSION_NUM < 160000
+extern PGDLLEXPORT void _PG_init(void);
+#endif
+
+#endif							/* TEST_SHM_MQ_EXT_COMPAT_H */

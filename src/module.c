@@ -1,0 +1,51 @@
+/*-------------------------------------------------------------------------
+ *
+ * module.c
+ *		Loading test_shm_mq_ext: the module magic and its settings.
+ *
+ * The library is loaded in the leader by the first call of one of its SQL
+ * functions and in each worker by the postmaster; both define the settings,
+ * though only the leader reads them.
+ *
+ * IDENTIFICATION
+ *		src/module.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "fmgr.h"
+#include "utils/guc.h"
+
+#include "test_shm_mq_ext.h"
+
+PG_MODULE_MAGIC;
+
+/* test_shm_mq_ext.worker_slot_wait: ms to wait for a free worker slot */
+int			test_shm_mq_worker_slot_wait = 0;
+
+/* test_shm_mq_ext.wait_strategy */
+int			test_shm_mq_default_wait_strategy = TEST_SHM_MQ_WAIT_BLOCK;
+
+/* test_shm_mq_ext.spin_budget_us */
+int			test_shm_mq_spin_budget_us = 0;
+
+/*
+ * Module load callback: define our settings and reserve their prefix.
+ */
+void
+_PG_init(void)
+{
+	DefineCustomIntVariable("test_shm_mq_ext.worker_slot_wait",
+							"Sets how long to wait for a free background worker slot.",
+							"Zero means fail at once when all slots set by \"max_worker_processes\" are in use.",
+							&test_shm_mq_worker_slot_wait,
+							0, 0, INT_MAX,
+							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("test_shm_mq_ext");
+}

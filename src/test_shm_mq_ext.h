@@ -1,0 +1,105 @@
+/*-------------------------------------------------------------------------
+ *
+ * test_shm_mq_ext.h
+ *		What crosses the boundary between the leader and its workers: the
+ *		segment's magic number, its table-of-contents keys, the shared header,
+ *		the arguments a worker is started with, and the settings both read.
+ *
+ * A ring of N workers lives in one dynamic shared memory segment laid out by
+ * shm_toc.  Data queue i carries messages from ring position i to position
+ * i + 1, where position 0 is the leader and position N + 1 is the leader
+ * again, so there are N + 1 data queues.  Each worker also has an error queue
+ * through which pqmq forwards its errors to the leader.
+ *
+ * IDENTIFICATION
+ *		src/test_shm_mq_ext.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TEST_SHM_MQ_EXT_H
+#define TEST_SHM_MQ_EXT_H
+
+#include "postmaster/bgworker.h"
+#include "storage/proc.h"
+#include "storage/spin.h"
+
+#include "compat.h"
+
+/* Identifies our segments; a worker refuses any other table of contents. */
+#define TEST_SHM_MQ_MAGIC			UINT64CONST(0x74736d7165787431)
+
+/*
+ * Table-of-contents keys.  With N workers the keys run without gaps from 0
+ * to 2N + 1: the header, the N + 1 data queues, then the N error queues.
+ * Workers are numbered from 1.
+ */
+#define TEST_SHM_MQ_KEY_HEADER		UINT64CONST(0)
+#define TEST_SHM_MQ_KEY_DATA_QUEUE(queue) \
+	((uint64) 1 + (uint64) (queue))
+#define TEST_SHM_MQ_KEY_ERROR_QUEUE(nworkers, worker) \
+	((uint64) (nworkers) + 1 + (uint64) (worker))
+
+/*
+ * Size of each worker's error queue.  An error report is a few hundred bytes;
+ * a longer one still gets through, the leader draining it as it arrives.
+ */
+#define TEST_SHM_MQ_ERROR_QUEUE_SIZE	16384
+
+/* The library and entry point the postmaster starts a worker from. */
+#define TEST_SHM_MQ_LIBRARY_NAME	"test_shm_mq_ext"
+#define TEST_SHM_MQ_WORKER_FUNCTION "test_shm_mq_ext_worker_main"
+#define TEST_SHM_MQ_WORKER_TYPE		"test_shm_mq_ext"
+
+/* How a process waits when a queue can make no progress. */
+typedef enum test_shm_mq_wait_strategy
+{
+	TEST_SHM_MQ_WAIT_BLOCK,		/* sleep on the latch at once */
+	TEST_SHM_MQ_WAIT_ADAPTIVE	/* poll for a bounded time, then sleep */
+} test_shm_mq_wait_strategy;
+
+/*
+ * The header at TEST_SHM_MQ_KEY_HEADER.
+ *
+ * The leader fills in every field before registering the first worker; after
+ * that only workers_ready and worker_pids change, each under mutex.
+ */
+typedef struct test_shm_mq_header
+{
+	/* Read-only once workers start. */
+	int			workers_total;	/* N, the number of workers in the ring */
+	pid_t		leader_pid;		/* the leader's PID, for messages */
+	PGPROC	   *leader;			/* whose latch a worker sets when ready */
+	test_shm_mq_wait_strategy wait_strategy;	/* how workers wait */
+	int			spin_budget_us; /* adaptive: how long to poll before sleeping */
+
+	/* Protected by mutex. */
+	slock_t		mutex;
+	int			workers_ready;	/* workers that attached all their queues */
+	pid_t		worker_pids[FLEXIBLE_ARRAY_MEMBER]; /* by worker number - 1;
+													 * 0 until ready */
+} test_shm_mq_header;
+
+/*
+ * What a worker learns from bgw_extra; bgw_main_arg carries the segment
+ * handle.  Workers connect to the leader's database as the leader's
+ * authenticated user, so that pg_stat_activity shows whose they are.
+ */
+typedef struct test_shm_mq_worker_args
+{
+	int			worker_number;	/* 1 to N: the worker's place in the ring */
+	Oid			database_id;
+	Oid			user_id;
+} test_shm_mq_worker_args;
+
+StaticAssertDecl(sizeof(test_shm_mq_worker_args) <= BGW_EXTRALEN,
+				 "worker arguments must fit in bgw_extra");
+
+/* Settings (module.c). */
+extern int test_shm_mq_worker_slot_wait;
+extern int test_shm_mq_default_wait_strategy;
+extern int test_shm_mq_spin_budget_us;
+
+/* The worker's entry point (worker.c). */
+pg_noreturn extern PGDLLEXPORT void test_shm_mq_ext_worker_main(Datum main_arg);
+
+#endif							/* TEST_SHM_MQ_EXT_H */

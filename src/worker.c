@@ -1,0 +1,157 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.c
+ *		A ring worker: attach the leader's segment, take our place in the
+ *		ring, and relay every message from the queue before us to the queue
+ *		after us until the ring comes apart.
+ *
+ * Worker k of N reads data queue k - 1 and writes data queue k.  Its errors
+ * go to the leader through its own error queue, redirected with pqmq before
+ * anything else can fail.  SIGTERM ends it at its next wait, and the
+ * "terminating background worker" error reaches the leader that way too.
+ *
+ * IDENTIFICATION
+ *		src/worker.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "libpq/pqmq.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/ipc.h"
+#include "storage/shm_mq.h"
+#include "storage/shm_toc.h"
+#include "tcop/tcopprot.h"
+
+#include "test_shm_mq_ext.h"
+#include "wait.h"
+
+static void relay_messages(shm_mq_handle *input, shm_mq_handle *output,
+						   test_shm_mq_waiter *waiter);
+
+/*
+ * Background worker entry point; bgw_main_arg is the segment's handle.
+ */
+void
+test_shm_mq_ext_worker_main(Datum main_arg)
+{
+	test_shm_mq_worker_args args;
+	dsm_segment *segment;
+	shm_toc    *toc;
+	test_shm_mq_header *header;
+	shm_mq	   *mq;
+	shm_mq_handle *input;
+	shm_mq_handle *output;
+	test_shm_mq_waiter waiter;
+	int			nworkers;
+
+	/* SIGTERM is serviced at the next CHECK_FOR_INTERRUPTS(). */
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
+
+	/*
+	 * Until our error queue is attached, errors go only to the server log;
+	 * the leader will see that we stopped without a word.
+	 */
+	segment = dsm_attach(DatumGetUInt32(main_arg));
+	if (segment == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("could not map dynamic shared memory segment")));
+	toc = shm_toc_attach(TEST_SHM_MQ_MAGIC, dsm_segment_address(segment));
+	if (toc == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("invalid magic number in dynamic shared memory segment")));
+	header = shm_toc_lookup(toc, TEST_SHM_MQ_KEY_HEADER, false);
+	nworkers = header->workers_total;
+	if (args.worker_number < 1 || args.worker_number > nworkers)
+		elog(ERROR, "worker number %d is out of range for a ring of %d workers",
+			 args.worker_number, nworkers);
+
+	SpinLockAcquire(&header->mutex);
+	header->worker_pids[args.worker_number - 1] = MyProcPid;
+	SpinLockRelease(&header->mutex);
+
+	/* From here on, whatever we report reaches the leader. */
+	mq = shm_toc_lookup(toc,
+						TEST_SHM_MQ_KEY_ERROR_QUEUE(nworkers, args.worker_number),
+						false);
+	shm_mq_set_sender(mq, MyProc);
+	pq_redirect_to_shm_mq(segment, shm_mq_attach(mq, segment, NULL));
+
+	/*
+	 * Connect as the leader's user to the leader's database, which puts us in
+	 * pg_stat_activity; the application name says which worker we are.
+	 */
+	BackgroundWorkerInitializeConnectionByOid(args.database_id, args.user_id,
+											  TEST_SHM_MQ_CONNECTION_FLAGS);
+	pgstat_report_appname(MyBgworkerEntry->bgw_name);
+
+	mq = shm_toc_lookup(toc, TEST_SHM_MQ_KEY_DATA_QUEUE(args.worker_number - 1),
+						false);
+	shm_mq_set_receiver(mq, MyProc);
+	input = shm_mq_attach(mq, segment, NULL);
+
+	mq = shm_toc_lookup(toc, TEST_SHM_MQ_KEY_DATA_QUEUE(args.worker_number),
+						false);
+	shm_mq_set_sender(mq, MyProc);
+	output = shm_mq_attach(mq, segment, NULL);
+
+	SpinLockAcquire(&header->mutex);
+	header->workers_ready++;
+	SpinLockRelease(&header->mutex);
+	SetLatch(&header->leader->procLatch);
+
+	pgstat_report_activity(STATE_RUNNING, NULL);
+	test_shm_mq_waiter_init(&waiter, header->wait_strategy,
+							header->spin_budget_us);
+	relay_messages(input, output, &waiter);
+
+	/*
+	 * Detach before the rest of exiting, so that the next worker round the
+	 * ring sees our queues go at once and its own exit overlaps ours.
+	 */
+	dsm_detach(segment);
+	proc_exit(0);
+}
+
+/*
+ * Copy messages from input to output until either queue detaches.
+ */
+static void
+relay_messages(shm_mq_handle *input, shm_mq_handle *output,
+			   test_shm_mq_waiter *waiter)
+{
+	for (;;)
+	{
+		shm_mq_result res;
+		Size		nbytes;
+		void	   *data;
+
+		res = shm_mq_receive(input, &nbytes, &data, true);
+		if (res == SHM_MQ_DETACHED)
+			return;
+		if (res == SHM_MQ_WOULD_BLOCK)
+		{
+			(void) test_shm_mq_wait(waiter);
+			continue;
+		}
+		test_shm_mq_waiter_progress(waiter);
+
+		/*
+		 * The message stays valid until our next receive, and a send that
+		 * would block is retried with the same arguments, as shm_mq asks.
+		 */
+		while ((res = test_shm_mq_send(output, nbytes, data, true, true)) ==
+			   SHM_MQ_WOULD_BLOCK)
+			(void) test_shm_mq_wait(waiter);
+		if (res == SHM_MQ_DETACHED)
+			return;
+		test_shm_mq_waiter_progress(waiter);
+	}
+}

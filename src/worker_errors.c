@@ -1,0 +1,156 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker_errors.c
+ *		The leader's end of the workers' error queues: workers' errors are
+ *		rethrown in the leader, so the caller learns what went wrong.
+ *
+ * Each worker redirects its error output to its own shm_mq with pqmq before
+ * it does anything that could fail, so whatever it reports arrives here as a
+ * protocol ErrorResponse or NoticeResponse.  The leader parses it and throws
+ * it again with the worker's message and SQLSTATE, adding a context line that
+ * names the worker.  A worker sends its report before it exits and detaches
+ * its queues, so once the ring breaks, the reason is already waiting here.
+ *
+ * IDENTIFICATION
+ *		src/worker_errors.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "lib/stringinfo.h"
+#include "libpq/pqformat.h"
+#include "libpq/pqmq.h"
+
+#include "ring.h"
+
+static void forward_message(test_shm_mq_ring *ring, int worker_number,
+							const char *data, Size nbytes);
+static char *worker_context(test_shm_mq_ring *ring, int worker_number);
+
+/*
+ * Forward whatever the workers have sent through their error queues.
+ *
+ * Notices and warnings are re-emitted as they are.  An error or fatal error
+ * is rethrown as an ERROR in the leader; while the workers are still starting,
+ * as "one or more workers failed to start" with the worker's words as detail.
+ * Returns normally if no worker has reported an error.
+ */
+void
+test_shm_mq_forward_worker_errors(test_shm_mq_ring *ring)
+{
+	int			worker;
+
+	for (worker = 1; worker <= ring->nworkers; worker++)
+	{
+		for (;;)
+		{
+			shm_mq_handle *mqh = ring->error_queues[worker - 1];
+			shm_mq_result res;
+			Size		nbytes;
+			void	   *data;
+
+			if (mqh == NULL)
+				break;
+
+			res = shm_mq_receive(mqh, &nbytes, &data, true);
+			if (res == SHM_MQ_WOULD_BLOCK)
+				break;
+			if (res == SHM_MQ_DETACHED)
+			{
+				/* The worker is gone, and has said all it will say. */
+				shm_mq_detach(mqh);
+				ring->error_queues[worker - 1] = NULL;
+				break;
+			}
+			forward_message(ring, worker, data, nbytes);
+		}
+	}
+}
+
+/*
+ * Rethrow one message from a worker's error queue.
+ */
+static void
+forward_message(test_shm_mq_ring *ring, int worker_number,
+				const char *data, Size nbytes)
+{
+	StringInfoData msg;
+	ErrorData	edata;
+	char		msgtype;
+	char	   *context;
+
+	initStringInfo(&msg);
+	appendBinaryStringInfo(&msg, data, nbytes);
+	msgtype = pq_getmsgbyte(&msg);
+	if (msgtype != 'E' && msgtype != 'N')
+		elog(ERROR, "unexpected message type \"%c\" from test_shm_mq_ext worker %d",
+			 msgtype, worker_number);
+	pq_parse_errornotice(&msg, &edata);
+
+	/* A worker's FATAL ends the worker; for the leader it ends the call. */
+	edata.elevel = Min(edata.elevel, ERROR);
+
+	context = worker_context(ring, worker_number);
+
+	if (edata.elevel >= ERROR && !ring->workers_ready)
+		ereport(ERROR,
+				(errcode(edata.sqlerrcode),
+				 errmsg("one or more workers failed to start"),
+				 errdetail("Worker %d of %d reported: %s.",
+						   worker_number, ring->nworkers, edata.message),
+				 edata.hint ? errhint("%s", edata.hint) : 0,
+				 errcontext("%s", context)));
+
+	if (edata.context)
+		edata.context = psprintf("%s\n%s", edata.context, context);
+	else
+		edata.context = context;
+	ThrowErrorData(&edata);
+
+	/* Only notices and warnings come back here. */
+	pfree(msg.data);
+}
+
+/*
+ * The context line that names a worker: its number, the ring's size and,
+ * once the worker has written it, its PID.
+ */
+static char *
+worker_context(test_shm_mq_ring *ring, int worker_number)
+{
+	pid_t		pid;
+
+	SpinLockAcquire(&ring->header->mutex);
+	pid = ring->header->worker_pids[worker_number - 1];
+	SpinLockRelease(&ring->header->mutex);
+
+	if (pid == 0)
+		return psprintf(_("test_shm_mq_ext worker %d of %d"),
+						worker_number, ring->nworkers);
+	return psprintf(_("test_shm_mq_ext worker %d of %d, PID %d"),
+					worker_number, ring->nworkers, (int) pid);
+}
+
+/*
+ * Fail the call because a data queue detached under us.
+ *
+ * A worker that failed reported why before its queues detached, and its own
+ * words are better than ours; only a worker that vanished without a word gets
+ * the generic message.
+ */
+void
+test_shm_mq_ring_broken(test_shm_mq_ring *ring, bool sending)
+{
+	test_shm_mq_forward_worker_errors(ring);
+
+	if (sending)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("could not send message"),
+				 errdetail("A worker in the ring exited without reporting an error.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("could not receive message"),
+			 errdetail("A worker in the ring exited without reporting an error.")));
+}
