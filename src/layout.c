@@ -7,7 +7,8 @@
  * The layout is read back from a real segment, built by the same code as a
  * round trip's but with no workers started.  shm_toc keeps its entry array at
  * the start of the segment, growing upwards, and hands out chunks from the
- * end, growing downwards; whatever lies between is free.  Each chunk's size
+ * end, growing downwards; whatever lies between is free, and shown only if
+ * there is any.  Each chunk's size
  * is the distance to the next chunk above it, so the rows tile the segment
  * and their sizes add up to the estimate.
  *
@@ -130,6 +131,7 @@ read_layout(int64 queue_size, int nworkers)
 	int			i;
 	Size		chunks_start;
 	Size		free_bytes;
+	int			reserved;
 
 	test_shm_mq_check_worker_count(nworkers, 0);
 	ring = test_shm_mq_ring_create(queue_size, nworkers,
@@ -164,21 +166,25 @@ read_layout(int64 queue_size, int nworkers)
 
 	/*
 	 * What lies below the lowest chunk is the table of contents, then any
-	 * free space the estimate left.
+	 * free space the estimate left, which for our estimate is none.
 	 */
 	chunks_start = result->rows[0].offset;
 	free_bytes = shm_toc_freespace(ring->toc);
-	memmove(&result->rows[2], &result->rows[0],
+	reserved = free_bytes > 0 ? 2 : 1;
+	memmove(&result->rows[reserved], &result->rows[0],
 			sizeof(layout_row) * result->nrows);
-	result->nrows += 2;
+	result->nrows += reserved;
 	result->rows[0].has_key = false;
 	result->rows[0].role = pstrdup("table of contents");
 	result->rows[0].offset = 0;
 	result->rows[0].size = chunks_start - free_bytes;
-	result->rows[1].has_key = false;
-	result->rows[1].role = pstrdup("free");
-	result->rows[1].offset = chunks_start - free_bytes;
-	result->rows[1].size = free_bytes;
+	if (free_bytes > 0)
+	{
+		result->rows[1].has_key = false;
+		result->rows[1].role = pstrdup("free");
+		result->rows[1].offset = chunks_start - free_bytes;
+		result->rows[1].size = free_bytes;
+	}
 
 	test_shm_mq_ring_release(ring);
 	return result;
