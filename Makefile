@@ -2,6 +2,7 @@
 
 MODULE_big = test_shm_mq_ext
 OBJS = \
+	src/bench.o \
 	src/drive.o \
 	src/layout.o \
 	src/module.o \
@@ -13,9 +14,9 @@ OBJS = \
 PGFILEDESC = "test_shm_mq_ext - shm_mq round trips through dynamic background workers"
 
 EXTENSION = test_shm_mq_ext
-DATA = sql/test_shm_mq_ext--1.0.sql
+DATA = sql/test_shm_mq_ext--1.0.sql sql/test_shm_mq_ext--1.0--1.1.sql
 
-REGRESS = extension round_trip pipelined layout bad_input leftovers
+REGRESS = extension round_trip pipelined layout strategies bad_input leftovers
 TAP_TESTS = 1
 
 PG_CONFIG ?= pg_config

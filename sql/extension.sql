@@ -1,7 +1,18 @@
 --
 -- The extension installs the SQL API of PostgreSQL's test_shm_mq, plus more.
 --
-CREATE EXTENSION test_shm_mq_ext;
+-- Version 1.0 has the API of PostgreSQL's test_shm_mq, plus the estimate and
+-- the layout; 1.1 adds the benchmark.  Install 1.0 and update.
+CREATE EXTENSION test_shm_mq_ext VERSION '1.0';
+SELECT extversion FROM pg_extension WHERE extname = 'test_shm_mq_ext';
+SELECT count(*) AS functions_in_1_0
+FROM pg_depend WHERE refobjid = (SELECT oid FROM pg_extension
+                                 WHERE extname = 'test_shm_mq_ext')
+                 AND classid = 'pg_proc'::regclass AND deptype = 'e';
+ALTER EXTENSION test_shm_mq_ext UPDATE;
+SELECT extversion FROM pg_extension WHERE extname = 'test_shm_mq_ext';
+SELECT (SELECT default_version FROM pg_available_extensions
+        WHERE name = 'test_shm_mq_ext') AS default_version;
 
 -- Every function, with its arguments, result, strictness and comment.
 SELECT p.proname,
@@ -25,4 +36,9 @@ DROP SCHEMA ring;
 
 -- Its settings, and the prefix it reserves.
 SHOW test_shm_mq_ext.worker_slot_wait;
+SHOW test_shm_mq_ext.wait_strategy;
+SHOW test_shm_mq_ext.spin_budget_us;
+SET test_shm_mq_ext.wait_strategy = 'spin';
+SET test_shm_mq_ext.spin_budget_us = -1;
+SET test_shm_mq_ext.worker_slot_wait = '-1ms';
 SET test_shm_mq_ext.no_such_setting = 1;

@@ -16,6 +16,11 @@
  */
 #include "postgres.h"
 
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "portability/instr_time.h"
+#include "storage/latch.h"
+
 #include "ring.h"
 
 static void send_message(test_shm_mq_ring *ring, Size nbytes,
@@ -90,6 +95,7 @@ void
 test_shm_mq_pipeline(test_shm_mq_ring *ring, Size message_size,
 					 const char *message, int repeat_count, bool verify)
 {
+	bool		batch = test_shm_mq_batch_flushes(ring->waiter.strategy);
 	int			sent = 0;
 	int			received = 0;
 
@@ -106,8 +112,15 @@ test_shm_mq_pipeline(test_shm_mq_ring *ring, Size message_size,
 		 */
 		if (sent < repeat_count)
 		{
+			/*
+			 * Batching, flush only the last copy: until then the next send
+			 * either succeeds, so we do not wait, or finds the queue full,
+			 * which flushes.  So no worker waits on data we hold back.
+			 */
+			bool		flush = !batch || sent == repeat_count - 1;
+
 			res = test_shm_mq_send(ring->send_queue, message_size, message,
-								   true, true);
+								   true, flush);
 			if (res == SHM_MQ_SUCCESS)
 			{
 				sent++;
@@ -136,6 +149,33 @@ test_shm_mq_pipeline(test_shm_mq_ring *ring, Size message_size,
 			test_shm_mq_waiter_progress(&ring->waiter);
 		else
 			test_shm_mq_ring_wait(ring);
+	}
+}
+
+/*
+ * Hold the ring open for milliseconds with nothing in flight, still
+ * forwarding any error a worker reports and servicing interrupts.
+ */
+void
+test_shm_mq_idle(test_shm_mq_ring *ring, int milliseconds)
+{
+	instr_time	start;
+	instr_time	elapsed;
+	double		left_ms = milliseconds;
+
+	INSTR_TIME_SET_CURRENT(start);
+	while (left_ms > 0)
+	{
+		(void) WaitLatch(MyLatch,
+						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 (long) left_ms + 1, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		test_shm_mq_forward_worker_errors(ring);
+
+		INSTR_TIME_SET_CURRENT(elapsed);
+		INSTR_TIME_SUBTRACT(elapsed, start);
+		left_ms = milliseconds - INSTR_TIME_GET_MILLISEC(elapsed);
 	}
 }
 

@@ -30,7 +30,13 @@ int			test_shm_mq_worker_slot_wait = 0;
 int			test_shm_mq_default_wait_strategy = TEST_SHM_MQ_WAIT_BLOCK;
 
 /* test_shm_mq_ext.spin_budget_us */
-int			test_shm_mq_spin_budget_us = 0;
+int			test_shm_mq_spin_budget_us = 100;
+
+static const struct config_enum_entry wait_strategy_options[] = {
+	{"block", TEST_SHM_MQ_WAIT_BLOCK, false},
+	{"adaptive", TEST_SHM_MQ_WAIT_ADAPTIVE, false},
+	{NULL, 0, false}
+};
 
 /*
  * Module load callback: define our settings and reserve their prefix.
@@ -45,6 +51,25 @@ _PG_init(void)
 							0, 0, INT_MAX,
 							PGC_USERSET,
 							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("test_shm_mq_ext.wait_strategy",
+							 "Sets how ring processes wait when a queue can make no progress.",
+							 "\"block\" sleeps on the latch at once; \"adaptive\" polls first, within test_shm_mq_ext.spin_budget_us.",
+							 &test_shm_mq_default_wait_strategy,
+							 TEST_SHM_MQ_WAIT_BLOCK,
+							 wait_strategy_options,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("test_shm_mq_ext.spin_budget_us",
+							"Sets how long the adaptive wait strategy polls before it sleeps.",
+							"The budget shrinks while polling does not pay off and grows back when it does.",
+							&test_shm_mq_spin_budget_us,
+							100, 0, 1000000,
+							PGC_USERSET,
+							0,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("test_shm_mq_ext");

@@ -67,5 +67,6 @@ extern void test_shm_mq_ping_pong(test_shm_mq_ring *ring, Size message_size,
 extern void test_shm_mq_pipeline(test_shm_mq_ring *ring, Size message_size,
 								 const char *message, int repeat_count,
 								 bool verify);
+extern void test_shm_mq_idle(test_shm_mq_ring *ring, int milliseconds);
 
 #endif							/* TEST_SHM_MQ_EXT_RING_H */

@@ -173,7 +173,7 @@ test_shm_mq_ring_create(int64 queue_size, int nworkers,
 	ring->queue_size = (Size) queue_size;
 	ring->nworkers = nworkers;
 	test_shm_mq_waiter_init(&ring->waiter, strategy,
-							test_shm_mq_spin_budget_us);
+							test_shm_mq_spin_budget_us, nworkers + 1);
 
 	ring->segment = dsm_create(segment_size, 0);
 	toc = shm_toc_create(TEST_SHM_MQ_MAGIC,

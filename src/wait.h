@@ -11,23 +11,48 @@
 #ifndef TEST_SHM_MQ_EXT_WAIT_H
 #define TEST_SHM_MQ_EXT_WAIT_H
 
+#include "portability/instr_time.h"
+
 #include "test_shm_mq_ext.h"
 
 /*
- * One process's waiting state.  A loop calls test_shm_mq_wait() each time a
- * pass over its queues made no progress, and test_shm_mq_waiter_progress()
- * each time one did.
+ * One process's waiting state for one ring.  A loop calls test_shm_mq_wait()
+ * each time a pass over its queues made no progress, and
+ * test_shm_mq_waiter_progress() each time one did.
  */
 typedef struct test_shm_mq_waiter
 {
 	test_shm_mq_wait_strategy strategy;
-	int			spin_budget_us; /* adaptive: polling allowed per wait */
+	bool		yield;			/* more processes than CPUs, or preempted
+								 * while spinning: poll by giving the CPU
+								 * away, not by spinning on it */
+	int			max_budget_us;	/* the configured polling budget */
+	int			budget_us;		/* the budget now, adapted to how polling
+								 * has paid off */
+	bool		polling;		/* polling since the last progress */
+	bool		sleep_next;		/* polling failed: sleep until progress */
+	bool		contended;		/* a yield found the CPUs busy */
+	uint32		polls;			/* polls in this round of polling */
+	instr_time	poll_start;		/* when this round of polling began */
+	instr_time	last_clock_read;	/* spinning: the last time we looked */
 } test_shm_mq_waiter;
 
+extern test_shm_mq_wait_strategy test_shm_mq_parse_wait_strategy(const char *name);
+extern const char *test_shm_mq_wait_strategy_name(test_shm_mq_wait_strategy strategy);
 extern void test_shm_mq_waiter_init(test_shm_mq_waiter *waiter,
 									test_shm_mq_wait_strategy strategy,
-									int spin_budget_us);
+									int spin_budget_us, int nprocesses);
 extern bool test_shm_mq_wait(test_shm_mq_waiter *waiter);
 extern void test_shm_mq_waiter_progress(test_shm_mq_waiter *waiter);
+
+/*
+ * Whether a process should hold back flushes while more data is at hand.  The
+ * "block" strategy keeps the reference design, which flushes every message.
+ */
+static inline bool
+test_shm_mq_batch_flushes(test_shm_mq_wait_strategy strategy)
+{
+	return strategy != TEST_SHM_MQ_WAIT_BLOCK;
+}
 
 #endif							/* TEST_SHM_MQ_EXT_WAIT_H */

@@ -28,8 +28,17 @@
 #include "test_shm_mq_ext.h"
 #include "wait.h"
 
+/*
+ * Largest message a batching worker holds back to see whether another
+ * follows; larger ones fill a quarter of most queues, which flushes anyway.
+ */
+#define HELD_MESSAGE_MAX	8192
+
 static void relay_messages(shm_mq_handle *input, shm_mq_handle *output,
-						   test_shm_mq_waiter *waiter);
+						   test_shm_mq_waiter *waiter, bool batch);
+static bool forward_message(shm_mq_handle *output, Size nbytes,
+							const void *data, bool flush,
+							test_shm_mq_waiter *waiter);
 
 /*
  * Background worker entry point; bgw_main_arg is the segment's handle.
@@ -109,8 +118,9 @@ test_shm_mq_ext_worker_main(Datum main_arg)
 
 	pgstat_report_activity(STATE_RUNNING, NULL);
 	test_shm_mq_waiter_init(&waiter, header->wait_strategy,
-							header->spin_budget_us);
-	relay_messages(input, output, &waiter);
+							header->spin_budget_us, nworkers + 1);
+	relay_messages(input, output, &waiter,
+				   test_shm_mq_batch_flushes(header->wait_strategy));
 
 	/*
 	 * Detach before the rest of exiting, so that the next worker round the
@@ -122,11 +132,21 @@ test_shm_mq_ext_worker_main(Datum main_arg)
 
 /*
  * Copy messages from input to output until either queue detaches.
+ *
+ * With batch set, a message is not flushed to the next process while another
+ * has already arrived behind it: each small message is held until we know
+ * whether one follows, and only the last of a run is flushed, before we wait.
+ * shm_mq has no call that flushes without sending, so holding the last
+ * message back is how we flush before waiting.
  */
 static void
 relay_messages(shm_mq_handle *input, shm_mq_handle *output,
-			   test_shm_mq_waiter *waiter)
+			   test_shm_mq_waiter *waiter, bool batch)
 {
+	char		held[HELD_MESSAGE_MAX];
+	Size		held_bytes = 0;
+	bool		have_held = false;
+
 	for (;;)
 	{
 		shm_mq_result res;
@@ -138,20 +158,51 @@ relay_messages(shm_mq_handle *input, shm_mq_handle *output,
 			return;
 		if (res == SHM_MQ_WOULD_BLOCK)
 		{
-			(void) test_shm_mq_wait(waiter);
+			if (!have_held)
+				(void) test_shm_mq_wait(waiter);
+			else if (!forward_message(output, held_bytes, held, true, waiter))
+				return;
+			have_held = false;
 			continue;
 		}
 		test_shm_mq_waiter_progress(waiter);
 
-		/*
-		 * The message stays valid until our next receive, and a send that
-		 * would block is retried with the same arguments, as shm_mq asks.
-		 */
-		while ((res = test_shm_mq_send(output, nbytes, data, true, true)) ==
-			   SHM_MQ_WOULD_BLOCK)
-			(void) test_shm_mq_wait(waiter);
-		if (res == SHM_MQ_DETACHED)
+		/* Another message follows the held one, so it needs no flush. */
+		if (have_held &&
+			!forward_message(output, held_bytes, held, false, waiter))
 			return;
-		test_shm_mq_waiter_progress(waiter);
+		have_held = false;
+
+		if (batch && nbytes <= HELD_MESSAGE_MAX)
+		{
+			memcpy(held, data, nbytes);
+			held_bytes = nbytes;
+			have_held = true;
+		}
+		else if (!forward_message(output, nbytes, data, true, waiter))
+			return;
 	}
+}
+
+/*
+ * Send one message on, flushing it to the receiver if flush is set.  Returns
+ * false if the queue has detached.
+ *
+ * A send that would block is retried with the same arguments, as shm_mq
+ * asks; a full queue flushes whatever we held back, so the receiver always
+ * has something to do while we wait.
+ */
+static bool
+forward_message(shm_mq_handle *output, Size nbytes, const void *data,
+				bool flush, test_shm_mq_waiter *waiter)
+{
+	shm_mq_result res;
+
+	while ((res = test_shm_mq_send(output, nbytes, data, true, flush)) ==
+		   SHM_MQ_WOULD_BLOCK)
+		(void) test_shm_mq_wait(waiter);
+	if (res == SHM_MQ_DETACHED)
+		return false;
+	test_shm_mq_waiter_progress(waiter);
+	return true;
 }
