@@ -14,3 +14,12 @@ SELECT test_shm_mq_pipelined(65536, repeat('x', 100), 100000, 4);
 \echo == a 1 MB message, larger than every queue, 100 times round
 SELECT test_shm_mq(65536, repeat('m', 1048576), 100, 4);
 \timing off
+
+\echo == the same trips timed by test_shm_mq_bench under each wait strategy
+SELECT strategy, workers,
+       round(us_per_round_trip::numeric, 2) AS us_per_round_trip,
+       round(msgs_per_sec) AS round_trips_per_sec,
+       round(setup_ms::numeric, 1) AS setup_ms
+FROM (VALUES ('block'), ('adaptive')) s(strategy), (VALUES (1), (4)) w(workers),
+     LATERAL test_shm_mq_bench(65536, 100, 5000, workers, 'pingpong', strategy)
+ORDER BY workers, strategy DESC;
