@@ -77,6 +77,7 @@ test_shm_mq_ping_pong(test_shm_mq_ring *ring, Size message_size,
 		 */
 		send_message(ring, nbytes, data);
 		receive_message(ring, &nbytes, &data);
+		CHECK_FOR_INTERRUPTS();
 	}
 
 	if (repeat_count > 0)
@@ -95,7 +96,7 @@ void
 test_shm_mq_pipeline(test_shm_mq_ring *ring, Size message_size,
 					 const char *message, int repeat_count, bool verify)
 {
-	bool		batch = test_shm_mq_batch_flushes(ring->waiter.strategy);
+	bool		batch = test_shm_mq_batching(ring->waiter.strategy);
 	int			sent = 0;
 	int			received = 0;
 
@@ -107,44 +108,57 @@ test_shm_mq_pipeline(test_shm_mq_ring *ring, Size message_size,
 		void	   *data;
 
 		/*
+		 * Batching, send copies until the queue is full, then receive until
+		 * it is empty: a send that finds the queue full wakes the worker,
+		 * which it needs only once per burst, not once per message received.
+		 * The reference design moves one message each way per pass.
+		 *
 		 * A send that would block must be retried with the same arguments;
-		 * every copy is the same message, so that holds.
+		 * every copy is the same message, so that holds.  Batching, only the
+		 * last copy is flushed: until then the next send either succeeds, so
+		 * we do not wait, or finds the queue full, which flushes.  So no
+		 * worker waits on data we hold back.
 		 */
-		if (sent < repeat_count)
+		while (sent < repeat_count)
 		{
-			/*
-			 * Batching, flush only the last copy: until then the next send
-			 * either succeeds, so we do not wait, or finds the queue full,
-			 * which flushes.  So no worker waits on data we hold back.
-			 */
 			bool		flush = !batch || sent == repeat_count - 1;
 
 			res = test_shm_mq_send(ring->send_queue, message_size, message,
 								   true, flush);
-			if (res == SHM_MQ_SUCCESS)
-			{
-				sent++;
-				progress = true;
-			}
-			else if (res == SHM_MQ_DETACHED)
+			if (res == SHM_MQ_WOULD_BLOCK)
+				break;
+			if (res == SHM_MQ_DETACHED)
 				test_shm_mq_ring_broken(ring, true);
+			sent++;
+			progress = true;
+			if (!batch)
+				break;
 		}
 
 		/*
 		 * Receive even before a whole copy has gone out: a message larger than
 		 * the queues gets through only as we drain it.
 		 */
-		res = shm_mq_receive(ring->receive_queue, &nbytes, &data, true);
-		if (res == SHM_MQ_SUCCESS)
+		while (received < repeat_count)
 		{
+			res = shm_mq_receive(ring->receive_queue, &nbytes, &data, true);
+			if (res == SHM_MQ_WOULD_BLOCK)
+				break;
+			if (res == SHM_MQ_DETACHED)
+				test_shm_mq_ring_broken(ring, false);
 			received++;
 			progress = true;
 			if (verify)
 				verify_message(message_size, message, nbytes, data);
+			if (!batch)
+				break;
 		}
-		else if (res == SHM_MQ_DETACHED)
-			test_shm_mq_ring_broken(ring, false);
 
+		/*
+		 * A pass that makes progress never waits, and with no workers every
+		 * pass does, so interrupts are checked here, not only in waits.
+		 */
+		CHECK_FOR_INTERRUPTS();
 		if (progress)
 			test_shm_mq_waiter_progress(&ring->waiter);
 		else

@@ -370,6 +370,8 @@ report_no_free_slot(int worker_number, int nworkers)
 			 test_shm_mq_worker_slot_wait > 0 ?
 			 errdetail("No slot became free within %d ms.",
 					   test_shm_mq_worker_slot_wait) : 0,
+			 test_shm_mq_worker_slot_wait > 0 ?
+			 errhint("Raise \"max_worker_processes\" or \"test_shm_mq_ext.worker_slot_wait\".") :
 			 errhint("Raise \"max_worker_processes\", or set \"test_shm_mq_ext.worker_slot_wait\" to wait for a free slot.")));
 }
 

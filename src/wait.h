@@ -46,11 +46,12 @@ extern bool test_shm_mq_wait(test_shm_mq_waiter *waiter);
 extern void test_shm_mq_waiter_progress(test_shm_mq_waiter *waiter);
 
 /*
- * Whether a process should hold back flushes while more data is at hand.  The
- * "block" strategy keeps the reference design, which flushes every message.
+ * Whether a process batches: holds back flushes while more data is at hand,
+ * and moves messages in bursts.  The "block" strategy keeps the reference
+ * design, which flushes every message and moves one at a time.
  */
 static inline bool
-test_shm_mq_batch_flushes(test_shm_mq_wait_strategy strategy)
+test_shm_mq_batching(test_shm_mq_wait_strategy strategy)
 {
 	return strategy != TEST_SHM_MQ_WAIT_BLOCK;
 }

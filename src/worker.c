@@ -120,7 +120,7 @@ test_shm_mq_ext_worker_main(Datum main_arg)
 	test_shm_mq_waiter_init(&waiter, header->wait_strategy,
 							header->spin_budget_us, nworkers + 1);
 	relay_messages(input, output, &waiter,
-				   test_shm_mq_batch_flushes(header->wait_strategy));
+				   test_shm_mq_batching(header->wait_strategy));
 
 	/*
 	 * Detach before the rest of exiting, so that the next worker round the
@@ -152,6 +152,9 @@ relay_messages(shm_mq_handle *input, shm_mq_handle *output,
 		shm_mq_result res;
 		Size		nbytes;
 		void	   *data;
+
+		/* While messages keep coming we never wait, so look here too. */
+		CHECK_FOR_INTERRUPTS();
 
 		res = shm_mq_receive(input, &nbytes, &data, true);
 		if (res == SHM_MQ_DETACHED)

@@ -1,0 +1,875 @@
+
+# TestShmMq.pm
+#
+# Shared pieces of test_shm_mq_ext's TAP tests:
+#
+#  - new_node(): a node whose dynamic_shared_memory_type comes from the
+#    environment variable TEST_SHM_MQ_DSM (posix, sysv, mmap, or posix_min,
+#    meaning posix with min_dynamic_shared_memory = 64MB; posix when unset),
+#    with the extension created;
+#  - TestShmMq::Session: a psql session that runs one statement at a time in
+#    the background and notes the moment its error arrives, so that a test can
+#    time how long a call takes to fail after a fault;
+#  - wait_for_ring(): the PIDs of a running call's workers, once it is running;
+#  - dsm_segments() and check_no_leftovers(): the proof that a fault left no
+#    worker (in pg_stat_activity or in the OS process list) and no dynamic
+#    shared memory segment of ours behind.
+#
+# Every wait is a poll loop with a deadline; nothing here waits unbounded.
+
+package TestShmMq;
+
+use strict;
+use warnings FATAL => 'all';
+
+use Exporter 'import';
+use IPC::Run;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes ();
+
+our @EXPORT = qw(
+  dsm_choice
+  dsm_type
+  new_node
+  wait_strategies
+  wait_for_ring
+  worker_processes
+  stat_workers
+  process_gone
+  dsm_segments
+  check_no_leftovers
+  check_leak_detection
+  check_no_workers_of
+  check_time_to_error
+  parse_error
+  now
+  pause
+);
+
+# The settings behind each value of TEST_SHM_MQ_DSM.
+my %DSM_CHOICES = (
+	posix     => { type => 'posix', conf => [] },
+	sysv      => { type => 'sysv',  conf => [] },
+	mmap      => { type => 'mmap',  conf => [] },
+	posix_min => {
+		type => 'posix',
+		conf => ['min_dynamic_shared_memory = 64MB'], },);
+
+# How long to wait for things that normally take milliseconds: workers to
+# start, processes to exit, segments to go.
+our $SETTLE_SECONDS = 5;
+
+# How long a background statement may run before the test gives up on it.
+our $STATEMENT_SECONDS = 60;
+
+# Longest a fault may take to reach the caller.
+our $MAX_TIME_TO_ERROR = 1.0;
+
+# Time as a floating-point number of seconds, and a sub-second sleep.
+sub now   { return Time::HiRes::time(); }
+sub pause { Time::HiRes::sleep($_[0]); return; }
+
+=pod
+
+=item dsm_choice()
+
+The value of TEST_SHM_MQ_DSM, posix when unset; dies on any other value, so
+that a typo in CI cannot silently test posix four times.
+
+=cut
+
+sub dsm_choice
+{
+	my $choice = $ENV{TEST_SHM_MQ_DSM};
+
+	$choice = 'posix' if !defined($choice) || $choice eq '';
+	die "TEST_SHM_MQ_DSM must be one of "
+	  . join(', ', sort keys %DSM_CHOICES)
+	  . ", not \"$choice\"\n"
+	  unless exists $DSM_CHOICES{$choice};
+	return $choice;
+}
+
+=pod
+
+=item dsm_type()
+
+The dynamic_shared_memory_type the nodes run with: posix, sysv or mmap.
+
+=cut
+
+sub dsm_type
+{
+	return $DSM_CHOICES{ dsm_choice() }{type};
+}
+
+=pod
+
+=item new_node(name, max_worker_processes => N, conf => [lines])
+
+Create, start and return a node with the DSM implementation chosen by
+TEST_SHM_MQ_DSM, max_worker_processes (16 unless given) and any further
+configuration lines, with the extension created in database postgres.
+Asserts that the server really uses the chosen implementation.
+
+=cut
+
+sub new_node
+{
+	my ($name, %opts) = @_;
+	my $choice = dsm_choice();
+	my $type   = $DSM_CHOICES{$choice}{type};
+	my $node   = PostgreSQL::Test::Cluster->new($name);
+
+	$node->init;
+	$node->append_conf(
+		'postgresql.conf',
+		join("\n",
+			"dynamic_shared_memory_type = $type",
+			@{ $DSM_CHOICES{$choice}{conf} },
+			'max_worker_processes = ' . ($opts{max_worker_processes} // 16),
+			@{ $opts{conf} // [] })
+		  . "\n");
+	$node->start;
+	$node->safe_psql('postgres', 'CREATE EXTENSION test_shm_mq_ext');
+
+	is($node->safe_psql('postgres', 'SHOW dynamic_shared_memory_type'),
+		$type, "node $name runs with dynamic_shared_memory_type = $type");
+	note "TEST_SHM_MQ_DSM = $choice";
+
+	return $node;
+}
+
+=pod
+
+=item wait_strategies(node)
+
+The values test_shm_mq_ext.wait_strategy accepts, so that fault tests can
+run under each; just "default" on a build without the setting.  Run a call
+under one with TestShmMq::Session's set_wait_strategy().
+
+=cut
+
+sub wait_strategies
+{
+	my ($node) = @_;
+	my $values = $node->safe_psql(
+		'postgres', q{
+		LOAD 'test_shm_mq_ext';
+		SELECT array_to_string(enumvals, ' ')
+		FROM pg_settings
+		WHERE name = 'test_shm_mq_ext.wait_strategy'});
+
+	return $values eq '' ? ('default') : split(/ /, $values);
+}
+
+=pod
+
+=item postmaster_pid(node)
+
+The node's postmaster PID, from postmaster.pid.
+
+=cut
+
+sub postmaster_pid
+{
+	my ($node) = @_;
+	my $pidfile = $node->data_dir . '/postmaster.pid';
+
+	open my $fh, '<', $pidfile or die "could not open $pidfile: $!";
+	my $pid = <$fh>;
+	close $fh;
+	chomp $pid;
+	return $pid;
+}
+
+=pod
+
+=item worker_processes(node, leader_pid)
+
+The node's test_shm_mq_ext workers in the OS process list, as "PID ARGS"
+lines: children of the node's postmaster whose title names a worker (of the
+given leader only, if one is given).  Other clusters on the machine may run
+the extension too, hence the parent check.
+
+=cut
+
+sub worker_processes
+{
+	my ($node, $leader_pid) = @_;
+	my $title =
+	  defined $leader_pid
+	  ? qr/test_shm_mq_ext worker \d+ of \d+ for PID $leader_pid\b/
+	  : qr/test_shm_mq_ext worker/;
+	my $postmaster = postmaster_pid($node);
+	my ($stdout, $stderr);
+
+	IPC::Run::run([ 'ps', '-eo', 'pid=,ppid=,args=' ],
+		'>', \$stdout, '2>', \$stderr)
+	  or die "ps failed: $stderr";
+
+	my @workers;
+	foreach my $line (split /\n/, $stdout)
+	{
+		my ($pid, $ppid, $args) = $line =~ /^\s*(\d+)\s+(\d+)\s+(.*)$/
+		  or next;
+		push @workers, "$pid $args"
+		  if $ppid == $postmaster && $args =~ $title;
+	}
+	return @workers;
+}
+
+=pod
+
+=item stat_workers(node, leader_pid)
+
+The node's test_shm_mq_ext workers in pg_stat_activity (of the given leader
+only, if one is given), as "PID APPLICATION_NAME" lines.
+
+=cut
+
+sub stat_workers
+{
+	my ($node, $leader_pid) = @_;
+	my $leader_filter =
+	  defined $leader_pid
+	  ? "AND application_name LIKE '% for PID $leader_pid'"
+	  : '';
+	my $rows = $node->safe_psql(
+		'postgres', qq{
+		SELECT pid || ' ' || application_name
+		FROM pg_stat_activity
+		WHERE backend_type = 'test_shm_mq_ext' $leader_filter
+		ORDER BY pid});
+
+	return grep { $_ ne '' } split /\n/, $rows;
+}
+
+=pod
+
+=item process_gone(pid)
+
+True once a process has exited (a zombie counts as exited).
+
+=cut
+
+sub process_gone
+{
+	my ($pid) = @_;
+	my $stat;
+
+	open my $fh, '<', "/proc/$pid/stat" or return 1;
+	$stat = <$fh>;
+	close $fh;
+	return 1 unless defined $stat;
+	return $stat =~ /\)\s+Z\s/ ? 1 : 0;
+}
+
+=pod
+
+=item wait_for_ring(node, leader_pid, nworkers)
+
+Wait until all nworkers workers of the call running in backend leader_pid are
+relaying messages, and return a hash reference from worker number to PID.
+Asserts nothing; dies if the ring does not come up in time, since every
+later step depends on it.
+
+=cut
+
+sub wait_for_ring
+{
+	my ($node, $leader_pid, $nworkers) = @_;
+	my $deadline = now() + $SETTLE_SECONDS;
+	my %workers;
+
+	while (1)
+	{
+		my $rows = $node->safe_psql(
+			'postgres', qq{
+			SELECT application_name, pid
+			FROM pg_stat_activity
+			WHERE backend_type = 'test_shm_mq_ext'
+			  AND state = 'active'
+			  AND application_name LIKE
+				'test_shm_mq_ext worker % of $nworkers for PID $leader_pid'});
+
+		%workers = ();
+		foreach my $row (split /\n/, $rows)
+		{
+			my ($number, $pid) =
+			  $row =~
+			  /^test_shm_mq_ext worker (\d+) of \d+ for PID \d+\|(\d+)$/
+			  or next;
+			$workers{$number} = $pid;
+		}
+		last if keys %workers == $nworkers;
+		die "the ring of backend $leader_pid did not start: "
+		  . scalar(keys %workers)
+		  . " of $nworkers workers running"
+		  if now() > $deadline;
+		pause(0.02);
+	}
+
+	# A worker reports itself active just after telling the leader it is
+	# ready; give the leader a moment to leave its start-up wait, so that a
+	# fault injected now hits a running ring rather than one starting up.
+	pause(0.25);
+
+	return \%workers;
+}
+
+=pod
+
+=item dsm_segments(node)
+
+The dynamic shared memory segments that exist now, as a hash reference from a
+printable identifier to the key by which processes map it: for posix (and
+posix_min) the PostgreSQL.* entries under /dev/shm, for sysv the segments in
+"ipcs -m", for mmap the files in the node's pg_dynshmem.  Take one snapshot
+before a test, compare with check_no_leftovers() after it.
+
+=cut
+
+sub dsm_segments
+{
+	my ($node) = @_;
+	my $type = dsm_type();
+	my %segments;
+
+	if ($type eq 'posix')
+	{
+		opendir my $dh, '/dev/shm' or die "could not open /dev/shm: $!";
+		foreach my $name (readdir $dh)
+		{
+			$segments{"/dev/shm/$name"} = "/dev/shm/$name"
+			  if $name =~ /^PostgreSQL\.\d+$/;
+		}
+		closedir $dh;
+	}
+	elsif ($type eq 'sysv')
+	{
+		my ($stdout, $stderr);
+
+		IPC::Run::run([ 'ipcs', '-m' ], '>', \$stdout, '2>', \$stderr)
+		  or die "ipcs failed: $stderr";
+		foreach my $line (split /\n/, $stdout)
+		{
+			# key, shmid, owner, perms, bytes
+			my ($key, $shmid, $bytes) =
+			  $line =~ /^0x([0-9a-f]+)\s+(\d+)\s+\S+\s+\d+\s+(\d+)/
+			  or next;
+			$segments{"shmid $shmid (key 0x$key, $bytes bytes)"} =
+			  sprintf('/SYSV%08s', $key);
+		}
+	}
+	else
+	{
+		my $dir = $node->data_dir . '/pg_dynshmem';
+
+		opendir my $dh, $dir or die "could not open $dir: $!";
+		foreach my $name (readdir $dh)
+		{
+			$segments{"$dir/$name"} = "$dir/$name" if $name =~ /^mmap\./;
+		}
+		closedir $dh;
+	}
+
+	return \%segments;
+}
+
+=pod
+
+=item foreign_mappings(node)
+
+The mapping keys (see dsm_segments) mapped by processes that are not the
+node's postmaster or its children: segments of other clusters on this
+machine, which may come and go while a test runs.
+
+=cut
+
+sub foreign_mappings
+{
+	my ($node) = @_;
+	my $postmaster = postmaster_pid($node);
+	my %foreign;
+
+	opendir my $dh, '/proc' or die "could not open /proc: $!";
+	foreach my $pid (grep { /^\d+$/ } readdir $dh)
+	{
+		my ($stat, $ppid);
+
+		next if $pid == $postmaster;
+		open my $sfh, '<', "/proc/$pid/stat" or next;
+		$stat = <$sfh>;
+		close $sfh;
+		next unless defined $stat;
+		($ppid) = $stat =~ /\)\s+\S+\s+(\d+)/;
+		next if defined $ppid && $ppid == $postmaster;
+
+		open my $mfh, '<', "/proc/$pid/maps" or next;
+		while (my $line = <$mfh>)
+		{
+			$foreign{$1} = 1
+			  if $line =~ m{(/dev/shm/PostgreSQL\.\d+|/SYSV[0-9a-f]{8})};
+		}
+		close $mfh;
+	}
+	closedir $dh;
+
+	return \%foreign;
+}
+
+=pod
+
+=item leftover_segments(node, before)
+
+Segments that exist now but not in the snapshot before, less those another
+cluster's processes have mapped.
+
+=cut
+
+sub leftover_segments
+{
+	my ($node, $before) = @_;
+	my $now = dsm_segments($node);
+	my @new = grep { !exists $before->{$_} } sort keys %$now;
+	my $foreign;
+
+	return () unless @new;
+	$foreign = foreign_mappings($node);
+	return grep { !$foreign->{ $now->{$_} } } @new;
+}
+
+=pod
+
+=item check_no_leftovers(node, before, label)
+
+Assert that no test_shm_mq_ext worker is left in pg_stat_activity or in the
+OS process list, and that no segment exists that was not in the snapshot
+before (from dsm_segments).  Processes take a moment to exit, so this polls
+for up to a few seconds before it judges.
+
+=cut
+
+sub check_no_leftovers
+{
+	my ($node, $before, $label) = @_;
+	my $deadline = now() + $SETTLE_SECONDS;
+	my (@stat, @processes, @segments);
+
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+
+	while (1)
+	{
+		@stat      = stat_workers($node);
+		@processes = worker_processes($node);
+		@segments  = leftover_segments($node, $before);
+		last if !@stat && !@processes && !@segments;
+		last if now() > $deadline;
+		pause(0.05);
+	}
+
+	is_deeply(\@stat, [], "$label: no worker left in pg_stat_activity");
+	is_deeply(\@processes, [],
+		"$label: no worker left in the OS process list");
+	is_deeply(\@segments, [], "$label: no " . dsm_type() . " segment left");
+	return;
+}
+
+=pod
+
+=item check_leak_detection(node, before)
+
+Prove that check_no_leftovers() can fail: while a call runs, its workers are
+seen in pg_stat_activity and in the OS process list, and its segment is seen
+as one that was not there before.  With posix_min, a small ring's segment is
+carved from main shared memory, out of sight, so the visible segment is a
+ring too large for min_dynamic_shared_memory; and the small ring must indeed
+not show up in /dev/shm.
+
+=cut
+
+sub check_leak_detection
+{
+	my ($node, $before) = @_;
+	my $choice = dsm_choice();
+	my $small  = "SELECT test_shm_mq(1024, 'x', 2000000000, 1)";
+
+	# Queues of 48MB: a segment of about 96MB, more than the 64MB of
+	# min_dynamic_shared_memory.
+	my $large = "SELECT test_shm_mq(50331648, 'x', 2000000000, 1)";
+
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+
+	foreach my $sql ($choice eq 'posix_min' ? ($small, $large) : ($small))
+	{
+		my $session = TestShmMq::Session->new($node);
+		my $label   = "leak detection, $sql";
+
+		$session->send($sql);
+		wait_for_ring($node, $session->pid, 1);
+		ok( scalar(stat_workers($node, $session->pid)) == 1,
+			"$label: the worker is seen in pg_stat_activity");
+		ok( scalar(worker_processes($node, $session->pid)) == 1,
+			"$label: the worker is seen in the OS process list");
+		my @segments = leftover_segments($node, $before);
+		if ($sql eq $small && $choice eq 'posix_min')
+		{
+			is_deeply(\@segments, [],
+				"$label: with min_dynamic_shared_memory, the segment is carved from main shared memory"
+			);
+		}
+		else
+		{
+			is(scalar @segments, 1, "$label: its segment is seen");
+		}
+		kill 'INT', $session->pid;
+		$session->wait_result;
+		$session->close;
+		check_no_leftovers($node, $before, $label);
+	}
+	return;
+}
+
+=pod
+
+=item check_no_workers_of(node, leader_pid, label)
+
+Assert that no worker of one leader is left, in pg_stat_activity or in the
+OS process list, polling for up to a few seconds; for when other calls'
+workers are meant to be running.
+
+=cut
+
+sub check_no_workers_of
+{
+	my ($node, $leader_pid, $label) = @_;
+	my $deadline = now() + $SETTLE_SECONDS;
+	my (@stat, @processes);
+
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+
+	while (1)
+	{
+		@stat      = stat_workers($node, $leader_pid);
+		@processes = worker_processes($node, $leader_pid);
+		last if (!@stat && !@processes) || now() > $deadline;
+		pause(0.05);
+	}
+
+	is_deeply(\@stat, [],
+		"$label: no worker of backend $leader_pid left in pg_stat_activity");
+	is_deeply(\@processes, [],
+		"$label: no worker of backend $leader_pid left in the OS process list"
+	);
+	return;
+}
+
+=pod
+
+=item check_time_to_error(label, fault_at, arrived_at)
+
+Print the time from a fault (fault_at) to its outcome (arrived_at: the error
+reaching the caller, or the processes being gone; undef if it never came),
+in the form the reports grep for ("time to error: LABEL [DSM]: N ms"), and
+assert that it is below a second.
+
+=cut
+
+sub check_time_to_error
+{
+	my ($label, $fault_at, $arrived_at) = @_;
+
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+
+	if (!defined $arrived_at)
+	{
+		fail("$label: ended after the fault");
+		return;
+	}
+	my $seconds = $arrived_at - $fault_at;
+	note sprintf('time to error: %s [%s]: %.1f ms',
+		$label, dsm_choice(), $seconds * 1000);
+	cmp_ok($seconds, '<', $MAX_TIME_TO_ERROR,
+		"$label: ended within $MAX_TIME_TO_ERROR s of the fault");
+	return;
+}
+
+=pod
+
+=item parse_error(stderr)
+
+Split psql's verbose report of the first error or fatal error in stderr into
+a hash reference with severity, sqlstate, message, detail, hint and context
+(undef where absent).
+
+=cut
+
+sub parse_error
+{
+	my ($stderr) = @_;
+	my %error;
+
+	return undef
+	  unless $stderr =~
+	  /^(?:psql:[^\n]*?: )?(ERROR|FATAL):  ([0-9A-Z]{5}): ([^\n]*)$/m;
+	@error{qw(severity sqlstate message)} = ($1, $2, $3);
+
+	# Only look at the lines that follow this error.
+	my $rest = substr($stderr, $+[0]);
+	$rest =~ s/^\n//;
+	foreach my $line (split /\n/, $rest)
+	{
+		last unless $line =~ /^(DETAIL|HINT|CONTEXT|LOCATION):  (.*)$/;
+		$error{ lc $1 } = $2;
+	}
+	return \%error;
+}
+
+
+package TestShmMq::Session;
+
+use strict;
+use warnings FATAL => 'all';
+
+use IPC::Run;
+use Test::More;
+
+=pod
+
+=item TestShmMq::Session->new(node, user => name, dbname => name)
+
+Start psql on the node, with verbose error reports (SQLSTATE included), and
+learn its backend's PID.
+
+=cut
+
+sub new
+{
+	my ($class, $node, %opts) = @_;
+	my $self = bless {
+		stdin     => '',
+		stdout    => '',
+		stderr    => '',
+		statement => 0,
+		pending   => 0, }, $class;
+	my @command = (
+		$node->installed_command('psql'),
+		'-X', '-q', '-A', '-t', '-v', 'VERBOSITY=verbose',
+		'-d', $node->connstr($opts{dbname} // 'postgres'));
+
+	push @command, '-U', $opts{user} if defined $opts{user};
+	$self->{harness} = IPC::Run::start(
+		\@command,        '<',  \$self->{stdin}, '>',
+		\$self->{stdout}, '2>', \$self->{stderr});
+
+	my $result = $self->query('SELECT pg_backend_pid()');
+	die "could not start psql: $result->{stderr}"
+	  unless $result->{stdout} =~ /^(\d+)$/;
+	$self->{pid} = $1;
+
+	return $self;
+}
+
+=pod
+
+=item $session->pid()
+
+The PID of the session's backend.
+
+=cut
+
+sub pid
+{
+	my ($self) = @_;
+	return $self->{pid};
+}
+
+=pod
+
+=item $session->set_wait_strategy(strategy)
+
+Make the session's calls use a wait strategy from TestShmMq::wait_strategies;
+"default" leaves the setting alone.
+
+=cut
+
+sub set_wait_strategy
+{
+	my ($self, $strategy) = @_;
+
+	return if $strategy eq 'default';
+	my $result =
+	  $self->query("SET test_shm_mq_ext.wait_strategy = '$strategy'");
+	die "could not set the wait strategy: $result->{stderr}"
+	  if $result->{stderr} ne '';
+	return;
+}
+
+=pod
+
+=item $session->send(sql)
+
+Send one statement (no trailing semicolon needed) and return at once, with the
+time it was sent.  Collect its outcome with wait_result().
+
+=cut
+
+sub send
+{
+	my ($self, $sql) = @_;
+
+	die "a statement is already running in this session" if $self->{pending};
+	$self->{statement}++;
+	$self->{marker}   = "test_shm_mq_ext statement $self->{statement} done";
+	$self->{stdout}   = '';
+	$self->{stderr}   = '';
+	$self->{error_at} = undef;
+	$self->{pending}  = 1;
+	$self->{sent_at}  = TestShmMq::now();
+	$self->{stdin} .=
+	  "$sql\n;\n\\echo '$self->{marker}'\n\\warn '$self->{marker}'\n";
+	$self->{harness}->pump_nb;
+	return $self->{sent_at};
+}
+
+=pod
+
+=item $session->running()
+
+Pump what psql has written so far and tell whether the statement is still
+running.  Notes the moment an error first shows up.
+
+=cut
+
+sub running
+{
+	my ($self) = @_;
+	my $marker = $self->{marker};
+
+	return 0 unless $self->{pending};
+	$self->{harness}->pump_nb if $self->{harness}->pumpable;
+	if (!defined $self->{error_at}
+		&& $self->{stderr} =~ /^(?:psql:[^\n]*?: )?(?:ERROR|FATAL):/m)
+	{
+		$self->{error_at} = TestShmMq::now();
+	}
+	if ((      $self->{stdout} =~ /\Q$marker\E\n/
+			&& $self->{stderr} =~ /\Q$marker\E\n/)
+		|| !$self->{harness}->pumpable)
+	{
+		$self->{pending} = 0;
+		$self->{done_at} = TestShmMq::now();
+		return 0;
+	}
+	return 1;
+}
+
+=pod
+
+=item $session->wait_result(timeout => seconds)
+
+Wait, for at most the timeout, for the statement sent last to end, and return
+a hash reference: stdout and stderr (psql's output for that statement),
+finished (true if it ended; false on timeout), connection_lost (psql exited),
+sent_at, error_at (when an ERROR or FATAL first arrived, or undef) and
+done_at.
+
+=cut
+
+sub wait_result
+{
+	my ($self, %opts) = @_;
+	my $deadline =
+	  TestShmMq::now() + ($opts{timeout} // $TestShmMq::STATEMENT_SECONDS);
+	my $marker = $self->{marker};
+
+	while ($self->running)
+	{
+		last if TestShmMq::now() > $deadline;
+		TestShmMq::pause(0.001);
+	}
+
+	my %result = (
+		finished        => !$self->{pending},
+		connection_lost => !$self->{harness}->pumpable,
+		sent_at         => $self->{sent_at},
+		error_at        => $self->{error_at},
+		done_at         => $self->{pending} ? undef : $self->{done_at},
+		stdout          => $self->{stdout},
+		stderr          => $self->{stderr},);
+	$result{stdout} =~ s/\Q$marker\E\n//;
+	$result{stderr} =~ s/\Q$marker\E\n//;
+	chomp $result{stdout};
+
+	note "statement $self->{statement} of backend "
+	  . ($self->{pid} // '(starting)') . ': '
+	  . ($result{finished} ? 'ended' : 'still running')
+	  . "\nstdout: $result{stdout}\nstderr: $result{stderr}";
+	return \%result;
+}
+
+=pod
+
+=item $session->query(sql, timeout => seconds)
+
+send() and wait_result() in one.
+
+=cut
+
+sub query
+{
+	my ($self, $sql, %opts) = @_;
+
+	$self->send($sql);
+	return $self->wait_result(%opts);
+}
+
+=pod
+
+=item $session->kill_client(signal)
+
+Send a signal to psql itself, as a client that vanishes would.
+
+=cut
+
+sub kill_client
+{
+	my ($self, $signal) = @_;
+
+	$self->{harness}->signal($signal);
+	return;
+}
+
+=pod
+
+=item $session->close()
+
+Quit psql, killing it if a statement is still running or it does not quit
+within a few seconds.
+
+=cut
+
+sub close
+{
+	my ($self) = @_;
+	my $deadline = TestShmMq::now() + $TestShmMq::SETTLE_SECONDS;
+
+	if (!$self->{pending} && $self->{harness}->pumpable)
+	{
+		$self->{stdin} .= "\\q\n";
+		while ($self->{harness}->pumpable && TestShmMq::now() < $deadline)
+		{
+			$self->{harness}->pump_nb;
+			TestShmMq::pause(0.005);
+		}
+	}
+	eval { $self->{harness}->kill_kill(grace => 1) }
+	  if $self->{harness}->pumpable;
+	eval { $self->{harness}->finish };
+	return;
+}
+
+1;
