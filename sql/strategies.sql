@@ -1,12 +1,11 @@
 --
--- Both wait strategies must deliver every message intact.  Run each shape
--- of round trip under "adaptive", with its default budget and with none
--- (where it sleeps at once, but still batches its flushes), and under
--- "block" through the per-call choice of test_shm_mq_bench().
+-- Both wait strategies must deliver every message intact.  The other files
+-- run the default, "adaptive"; run each shape of round trip here under
+-- "block", and under "adaptive" with no polling budget, where it sleeps at
+-- once but still batches.
 --
-SET test_shm_mq_ext.wait_strategy = 'adaptive';
-
-SELECT budget,
+SELECT current_setting('test_shm_mq_ext.wait_strategy') AS strategy,
+       current_setting('test_shm_mq_ext.spin_budget_us') AS budget,
        test_shm_mq(1024, '', 500, 1) AS empty,
        test_shm_mq(1024, repeat('q', 1000), 100, 2) AS near_queue_size,
        test_shm_mq(100, repeat('w', 300), 50, 2) AS wrapping,
@@ -16,8 +15,12 @@ SELECT budget,
        test_shm_mq_pipelined(1024, 'small', 10000, 1) AS pipelined_1,
        test_shm_mq_pipelined(1024, repeat('y', 5000), 200, 3) AS pipelined_3,
        test_shm_mq_pipelined(65536, repeat('v', 9000), 2000, 4) AS unheld
-FROM (VALUES (100), (0)) budgets(budget),
-     LATERAL set_config('test_shm_mq_ext.spin_budget_us', budget::text, true);
+FROM (VALUES ('block', 100), ('adaptive', 0), ('adaptive', 100))
+         settings(strategy, budget),
+     LATERAL set_config('test_shm_mq_ext.wait_strategy', strategy, false)
+         set_strategy,
+     LATERAL set_config('test_shm_mq_ext.spin_budget_us', budget::text, false)
+         set_budget;
 
 RESET test_shm_mq_ext.spin_budget_us;
 RESET test_shm_mq_ext.wait_strategy;

@@ -27,7 +27,7 @@ PG_MODULE_MAGIC;
 int			test_shm_mq_worker_slot_wait = 0;
 
 /* test_shm_mq_ext.wait_strategy */
-int			test_shm_mq_default_wait_strategy = TEST_SHM_MQ_WAIT_BLOCK;
+int			test_shm_mq_default_wait_strategy = TEST_SHM_MQ_WAIT_ADAPTIVE;
 
 /* test_shm_mq_ext.spin_budget_us */
 int			test_shm_mq_spin_budget_us = 100;
@@ -55,9 +55,9 @@ _PG_init(void)
 
 	DefineCustomEnumVariable("test_shm_mq_ext.wait_strategy",
 							 "Sets how ring processes wait when a queue can make no progress.",
-							 "\"block\" sleeps on the latch at once; \"adaptive\" polls first, within test_shm_mq_ext.spin_budget_us.",
+							 "\"adaptive\" polls first, within test_shm_mq_ext.spin_budget_us; \"block\" sleeps on the latch at once.",
 							 &test_shm_mq_default_wait_strategy,
-							 TEST_SHM_MQ_WAIT_BLOCK,
+							 TEST_SHM_MQ_WAIT_ADAPTIVE,
 							 wait_strategy_options,
 							 PGC_USERSET,
 							 0,
