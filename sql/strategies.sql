@@ -49,6 +49,7 @@ FROM test_shm_mq_bench(1024, 10, 0, 1);
 SELECT * FROM test_shm_mq_bench(1024, 10, 10, 1, 'sideways');
 SELECT * FROM test_shm_mq_bench(1024, 10, 10, 1, 'pingpong', 'spin');
 SELECT * FROM test_shm_mq_bench(1024, -1, 10, 1);
+SELECT * FROM test_shm_mq_bench(1024, 1073741824, 10, 1);
 SELECT * FROM test_shm_mq_bench(1024, 10, -1, 1);
 SELECT * FROM test_shm_mq_bench(1024, 10, 10, 0, 'pingpong');
 SELECT * FROM test_shm_mq_bench(32, 10, 10, 1);

@@ -30,6 +30,7 @@
 #include "funcapi.h"
 #include "portability/instr_time.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
 
 #include "ring.h"
 
@@ -101,6 +102,11 @@ test_shm_mq_bench(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("message size must not be negative")));
+	if ((Size) message_size > MaxAllocSize)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("message size %d exceeds the maximum of %zu bytes",
+						message_size, (Size) MaxAllocSize)));
 	test_shm_mq_check_repeat_count(repeat_count);
 	test_shm_mq_check_worker_count(nworkers, mode == BENCH_PIPELINED ? 0 : 1);
 

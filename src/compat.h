@@ -34,7 +34,7 @@
  * PostgreSQL 18 replaced the trailing pg_attribute_noreturn() with a leading
  * pg_noreturn; the older attribute works in the leading position too.
  */
-#if PG_VERSION_NUM < 180000
+#if PG_VERSION_NUM < 180000 && !defined(pg_noreturn)
 #define pg_noreturn pg_attribute_noreturn()
 #endif
 

@@ -123,6 +123,7 @@ test_shm_mq_pipeline(test_shm_mq_ring *ring, Size message_size,
 		{
 			bool		flush = !batch || sent == repeat_count - 1;
 
+			CHECK_FOR_INTERRUPTS();
 			res = test_shm_mq_send(ring->send_queue, message_size, message,
 								   true, flush);
 			if (res == SHM_MQ_WOULD_BLOCK)
@@ -141,6 +142,7 @@ test_shm_mq_pipeline(test_shm_mq_ring *ring, Size message_size,
 		 */
 		while (received < repeat_count)
 		{
+			CHECK_FOR_INTERRUPTS();
 			res = shm_mq_receive(ring->receive_queue, &nbytes, &data, true);
 			if (res == SHM_MQ_WOULD_BLOCK)
 				break;
@@ -156,9 +158,9 @@ test_shm_mq_pipeline(test_shm_mq_ring *ring, Size message_size,
 
 		/*
 		 * A pass that makes progress never waits, and with no workers every
-		 * pass does, so interrupts are checked here, not only in waits.
+		 * pass does; a burst lasts as long as the queues let it.  So
+		 * interrupts are checked for every message, not only in waits.
 		 */
-		CHECK_FOR_INTERRUPTS();
 		if (progress)
 			test_shm_mq_waiter_progress(&ring->waiter);
 		else

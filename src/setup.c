@@ -51,7 +51,8 @@ static BackgroundWorkerHandle *register_worker(BackgroundWorker *worker,
 											   int worker_number, int nworkers,
 											   instr_time *wait_start);
 static bool wait_for_slot(instr_time *wait_start);
-pg_noreturn static void report_no_free_slot(int worker_number, int nworkers);
+pg_noreturn static void report_no_free_slot(int worker_number, int nworkers,
+											 bool registration_busy);
 static void wait_for_workers_ready(test_shm_mq_ring *ring);
 static void terminate_workers(dsm_segment *segment, Datum arg);
 pg_noreturn static void postmaster_died(void);
@@ -184,7 +185,6 @@ test_shm_mq_ring_create(int64 queue_size, int nworkers,
 	header = shm_toc_allocate(toc, header_size(nworkers));
 	SpinLockInit(&header->mutex);
 	header->workers_total = nworkers;
-	header->leader_pid = MyProcPid;
 	header->leader = MyProc;
 	header->wait_strategy = strategy;
 	header->spin_budget_us = test_shm_mq_spin_budget_us;
@@ -317,7 +317,7 @@ register_workers(test_shm_mq_ring *ring)
 			   LOCKACQUIRE_NOT_AVAIL)
 		{
 			if (!wait_for_slot(&wait_start))
-				report_no_free_slot(1, ring->nworkers);
+				report_no_free_slot(1, ring->nworkers, true);
 		}
 	}
 
@@ -351,7 +351,7 @@ register_worker(BackgroundWorker *worker, int worker_number, int nworkers,
 	while (!RegisterDynamicBackgroundWorker(worker, &handle))
 	{
 		if (!wait_for_slot(wait_start))
-			report_no_free_slot(worker_number, nworkers);
+			report_no_free_slot(worker_number, nworkers, false);
 	}
 
 	return handle;
@@ -359,14 +359,19 @@ register_worker(BackgroundWorker *worker, int worker_number, int nworkers,
 
 /*
  * Fail for want of a worker slot, once any allowed wait is over.
+ * registration_busy says the whole wait went on another session registering
+ * its ring, so that we never got to look for a slot ourselves.
  */
 static void
-report_no_free_slot(int worker_number, int nworkers)
+report_no_free_slot(int worker_number, int nworkers, bool registration_busy)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
 			 errmsg("no free background worker slot for worker %d of %d",
 					worker_number, nworkers),
+			 registration_busy ?
+			 errdetail("Another session was registering its workers for the whole %d ms.",
+					   test_shm_mq_worker_slot_wait) :
 			 test_shm_mq_worker_slot_wait > 0 ?
 			 errdetail("No slot became free within %d ms.",
 					   test_shm_mq_worker_slot_wait) : 0,

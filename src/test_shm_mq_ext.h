@@ -67,7 +67,6 @@ typedef struct test_shm_mq_header
 {
 	/* Read-only once workers start. */
 	int			workers_total;	/* N, the number of workers in the ring */
-	pid_t		leader_pid;		/* the leader's PID, for messages */
 	PGPROC	   *leader;			/* whose latch a worker sets when ready */
 	test_shm_mq_wait_strategy wait_strategy;	/* how workers wait */
 	int			spin_budget_us; /* adaptive: how long to poll before sleeping */
@@ -76,7 +75,8 @@ typedef struct test_shm_mq_header
 	slock_t		mutex;
 	int			workers_ready;	/* workers that attached all their queues */
 	pid_t		worker_pids[FLEXIBLE_ARRAY_MEMBER]; /* by worker number - 1;
-													 * 0 until ready */
+													 * 0 until the worker has
+													 * attached the segment */
 } test_shm_mq_header;
 
 /*

@@ -50,6 +50,12 @@
  */
 #define SPIN_POLLS_PER_CLOCK_READ	16
 
+/*
+ * However often peers' activity starts rounds over, poll at most this many
+ * budgets' worth between two steps of progress.
+ */
+#define MAX_ROUNDS_PER_EPISODE	16
+
 /* The least budget that still lets polling prove itself again. */
 #define MIN_BUDGET_US	1
 
@@ -61,6 +67,8 @@
  */
 #define CONTENDED_US	50
 
+static void start_round(test_shm_mq_waiter *waiter);
+static bool episode_spent(test_shm_mq_waiter *waiter);
 static void sleep_on_latch(void);
 static void yield_cpu(test_shm_mq_waiter *waiter);
 static bool budget_spent(test_shm_mq_waiter *waiter);
@@ -137,18 +145,23 @@ test_shm_mq_wait(test_shm_mq_waiter *waiter)
 		return true;
 	}
 
-	if (!waiter->polling || MyLatch->is_set)
+	if (!waiter->polling)
+	{
+		waiter->polling = true;
+		INSTR_TIME_SET_CURRENT(waiter->episode_start);
+		start_round(waiter);
+	}
+	else if (MyLatch->is_set && !waiter->contended &&
+			 !episode_spent(waiter))
 	{
 		/*
-		 * Start a round of polling, or start it over: a peer that moves data
-		 * through one of our queues sets our latch, and a message larger
-		 * than the queue moves in many such steps before any call of ours
-		 * can complete.  The reset latch records the next step.
+		 * Start the round over: a peer that moves data through one of our
+		 * queues sets our latch, and a message larger than the queue moves
+		 * in many such steps before any call of ours can complete.  But a
+		 * peer that only finds its queue full sets it too, so the whole
+		 * episode of polling, from the last progress on, stays bounded.
 		 */
-		waiter->polling = true;
-		waiter->polls = 0;
-		INSTR_TIME_SET_CURRENT(waiter->poll_start);
-		ResetLatch(MyLatch);
+		start_round(waiter);
 	}
 	else if (budget_spent(waiter))
 	{
@@ -185,6 +198,33 @@ test_shm_mq_waiter_progress(test_shm_mq_waiter *waiter)
 		waiter->budget_us = Min(waiter->budget_us * 2, waiter->max_budget_us);
 	}
 	waiter->sleep_next = false;
+}
+
+/*
+ * Begin a round of polling.  The reset latch records the next thing a peer
+ * does to our queues.
+ */
+static void
+start_round(test_shm_mq_waiter *waiter)
+{
+	waiter->polls = 0;
+	INSTR_TIME_SET_CURRENT(waiter->poll_start);
+	ResetLatch(MyLatch);
+}
+
+/*
+ * Has this episode of polling, since the last progress, gone on too long to
+ * start another round?
+ */
+static bool
+episode_spent(test_shm_mq_waiter *waiter)
+{
+	instr_time	elapsed;
+
+	INSTR_TIME_SET_CURRENT(elapsed);
+	INSTR_TIME_SUBTRACT(elapsed, waiter->episode_start);
+	return (int64) INSTR_TIME_GET_MICROSEC(elapsed) >=
+		(int64) waiter->max_budget_us * MAX_ROUNDS_PER_EPISODE;
 }
 
 /*

@@ -33,6 +33,8 @@ typedef struct test_shm_mq_waiter
 	bool		sleep_next;		/* polling failed: sleep until progress */
 	bool		contended;		/* a yield found the CPUs busy */
 	uint32		polls;			/* polls in this round of polling */
+	instr_time	episode_start;	/* when polling began, after the last
+								 * progress */
 	instr_time	poll_start;		/* when this round of polling began */
 	instr_time	last_clock_read;	/* spinning: the last time we looked */
 } test_shm_mq_waiter;

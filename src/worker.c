@@ -7,8 +7,8 @@
  *
  * Worker k of N reads data queue k - 1 and writes data queue k.  Its errors
  * go to the leader through its own error queue, redirected with pqmq before
- * anything else can fail.  SIGTERM ends it at its next wait, and the
- * "terminating background worker" error reaches the leader that way too.
+ * anything else can fail.  SIGTERM ends it at its next wait or message, and
+ * the "terminating background worker" error reaches the leader that way too.
  *
  * IDENTIFICATION
  *		src/worker.c
@@ -29,8 +29,9 @@
 #include "wait.h"
 
 /*
- * Largest message a batching worker holds back to see whether another
- * follows; larger ones fill a quarter of most queues, which flushes anyway.
+ * Largest message a batching worker holds back, copied, to see whether
+ * another follows.  Larger ones are sent on at once and flushed: copying them
+ * costs more than a flush saves.
  */
 #define HELD_MESSAGE_MAX	8192
 
@@ -158,7 +159,12 @@ relay_messages(shm_mq_handle *input, shm_mq_handle *output,
 
 		res = shm_mq_receive(input, &nbytes, &data, true);
 		if (res == SHM_MQ_DETACHED)
+		{
+			/* Pass on what we hold; whether anyone reads it is not ours to know. */
+			if (have_held)
+				(void) forward_message(output, held_bytes, held, true, waiter);
 			return;
+		}
 		if (res == SHM_MQ_WOULD_BLOCK)
 		{
 			if (!have_held)

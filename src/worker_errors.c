@@ -97,6 +97,10 @@ forward_message(test_shm_mq_ring *ring, int worker_number,
 		ereport(ERROR,
 				(errcode(edata.sqlerrcode),
 				 errmsg("one or more workers failed to start"),
+				 edata.detail ?
+				 errdetail("Worker %d of %d reported: %s. %s",
+						   worker_number, ring->nworkers, edata.message,
+						   edata.detail) :
 				 errdetail("Worker %d of %d reported: %s.",
 						   worker_number, ring->nworkers, edata.message),
 				 edata.hint ? errhint("%s", edata.hint) : 0,

@@ -244,6 +244,28 @@ foreach my $interrupt ('pg_cancel_backend', 'statement_timeout',
 	cmp_ok($result->{done_at} - $result->{sent_at},
 		'<', 1, "$label: the next caller did not wait");
 }
+# A caller that waits behind another session's registration for its whole
+# wait says so, rather than claiming it found no slot.
+$label = "worker_slot_wait = $short_wait_ms ms behind another registration";
+my $registrar = TestShmMq::Session->new($node);
+$registrar->query("SET test_shm_mq_ext.worker_slot_wait = $long_wait_ms");
+$registrar->send("SELECT test_shm_mq(1024, 'x', 1, 2)");
+{
+	my $deadline = now() + $TestShmMq::SETTLE_SECONDS;
+	pause(0.02)
+	  while stat_workers($node, $registrar->pid) < 1 && now() < $deadline;
+}
+$caller->query("SET test_shm_mq_ext.worker_slot_wait = $short_wait_ms");
+$result = $caller->query("SELECT test_shm_mq(1024, 'x', 1, 1)");
+check_slot_error($label, $result, 1, 1,
+	"Another session was registering its workers for the whole $short_wait_ms ms."
+);
+cmp_ok($result->{error_at} - $result->{sent_at},
+	'>=', $short_wait_ms / 1000, "$label: waited the whole wait");
+$control->query('SELECT pg_cancel_backend(' . $registrar->pid . ')');
+$registrar->wait_result;
+$registrar->close;
+
 release_slots($holder);
 check_no_leftovers($node, $segments_before, 'interrupted slot waits');
 
