@@ -35,11 +35,7 @@ my $nworkers = 5;
 my $middle   = 3;
 
 # Calls that would run for hours if nothing stopped them.
-my %calls = (
-	'test_shm_mq' => "SELECT test_shm_mq(1024, 'x', 2000000000, $nworkers)",
-	'test_shm_mq_pipelined' =>
-	  "SELECT test_shm_mq_pipelined(16384, repeat('x', 100), 2000000000, $nworkers)",
-);
+my %calls = long_calls($nworkers);
 
 my $node            = new_node('worker_errors');
 my $segments_before = dsm_segments($node);

@@ -145,14 +145,7 @@ foreach my $strategy (wait_strategies($node))
 			'terminating connection due to administrator command');
 		check_time_to_error($label, $fault_at, $result->{error_at});
 
-		my $deadline = now() + $TestShmMq::SETTLE_SECONDS;
-		pause(0.005)
-		  while (grep { !process_gone($_) } @pids) && now() < $deadline;
-		my $gone_at = now();
-		my @alive   = grep { !process_gone($_) } @pids;
-		is_deeply(\@alive, [], "$label: the leader and its workers exited");
-		check_time_to_error("$label, until the leader and its workers exited",
-			$fault_at, @alive ? undef : $gone_at);
+		check_processes_exit($label, $fault_at, @pids);
 		$session->close;
 		check_no_leftovers($node, $segments_before, $label);
 	}

@@ -22,11 +22,7 @@ use TestShmMq;
 my $nworkers          = 3;
 my $check_interval_ms = 100;
 
-my %calls = (
-	'test_shm_mq' => "SELECT test_shm_mq(1024, 'x', 2000000000, $nworkers)",
-	'test_shm_mq_pipelined' =>
-	  "SELECT test_shm_mq_pipelined(16384, repeat('x', 100), 2000000000, $nworkers)",
-);
+my %calls = long_calls($nworkers);
 
 my $node            = new_node('client_disconnect');
 my $segments_before = dsm_segments($node);
@@ -50,15 +46,7 @@ foreach my $strategy (wait_strategies($node))
 		my $fault_at = now();
 		$session->kill_client('KILL');
 
-		my $deadline = now() + $TestShmMq::SETTLE_SECONDS;
-		pause(0.005)
-		  while (grep { !process_gone($_) } @pids) && now() < $deadline;
-		my $gone_at = now();
-		my @alive   = grep { !process_gone($_) } @pids;
-
-		is_deeply(\@alive, [], "$label: the leader and its workers exited");
-		check_time_to_error("$label, until the leader and its workers exited",
-			$fault_at, @alive ? undef : $gone_at);
+		check_processes_exit($label, $fault_at, @pids);
 		ok( $node->log_contains(
 				qr/\[$leader\] (?:\S+ )?FATAL:  connection to client lost/,
 				$log_offset),

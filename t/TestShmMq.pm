@@ -43,6 +43,8 @@ our @EXPORT = qw(
   check_leak_detection
   check_no_workers_of
   check_time_to_error
+  check_processes_exit
+  long_calls
   parse_error
   now
   pause
@@ -626,6 +628,56 @@ sub parse_error
 		$error{ lc $1 } = $2;
 	}
 	return \%error;
+}
+
+
+
+=pod
+
+=item long_calls(nworkers)
+
+One call of each round-trip function, through nworkers workers, that would
+run for hours if nothing stopped it: function name => SQL.
+
+=cut
+
+sub long_calls
+{
+	my ($nworkers) = @_;
+
+	return (
+		'test_shm_mq' =>
+		  "SELECT test_shm_mq(1024, 'x', 2000000000, $nworkers)",
+		'test_shm_mq_pipelined' =>
+		  "SELECT test_shm_mq_pipelined(16384, repeat('x', 100), 2000000000, $nworkers)",
+	);
+}
+
+=pod
+
+=item check_processes_exit(label, fault_at, pids)
+
+Assert that every process in pids exits, and soon enough after the fault at
+fault_at; polls with a deadline.
+
+=cut
+
+sub check_processes_exit
+{
+	my ($label, $fault_at, @pids) = @_;
+	my $deadline = now() + $SETTLE_SECONDS;
+
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+
+	pause(0.005)
+	  while (grep { !process_gone($_) } @pids) && now() < $deadline;
+	my $gone_at = now();
+	my @alive   = grep { !process_gone($_) } @pids;
+
+	is_deeply(\@alive, [], "$label: the leader and its workers exited");
+	check_time_to_error("$label, until the leader and its workers exited",
+		$fault_at, @alive ? undef : $gone_at);
+	return;
 }
 
 
