@@ -34,11 +34,31 @@ SELECT ring.test_shm_mq(1024, 'from another schema');
 ALTER EXTENSION test_shm_mq_ext SET SCHEMA public;
 DROP SCHEMA ring;
 
--- Its settings, and the prefix it reserves.
-SHOW test_shm_mq_ext.worker_slot_wait;
-SHOW test_shm_mq_ext.wait_strategy;
-SHOW test_shm_mq_ext.spin_budget_us;
-SET test_shm_mq_ext.wait_strategy = 'spin';
-SET test_shm_mq_ext.spin_budget_us = -1;
-SET test_shm_mq_ext.worker_slot_wait = '-1ms';
+-- Its settings: default, unit, range and who may change them, as pg_settings
+-- reports them.
+SELECT name, setting, unit, vartype, min_val, max_val, enumvals, context
+FROM pg_settings WHERE name LIKE 'test_shm_mq_ext.%' ORDER BY name;
+
+-- Values outside those ranges are refused.  How core words the refusal varies
+-- between majors (16 added units to the range), so report its SQLSTATE and
+-- whether it names the setting.
+CREATE FUNCTION report_refusal(setting text, value text) RETURNS text
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM set_config(setting, value, true);
+    RETURN 'accepted';
+EXCEPTION WHEN OTHERS THEN
+    RETURN format('SQLSTATE %s, names the setting: %s', SQLSTATE,
+                  strpos(SQLERRM, setting) > 0);
+END
+$$;
+SELECT setting, value, report_refusal(setting, value) AS outcome
+FROM (VALUES ('test_shm_mq_ext.wait_strategy', 'spin'),
+             ('test_shm_mq_ext.spin_budget_us', '-1'),
+             ('test_shm_mq_ext.spin_budget_us', '1000001'),
+             ('test_shm_mq_ext.worker_slot_wait', '-1ms'),
+             ('test_shm_mq_ext.worker_slot_wait', '1000ms')) v(setting, value);
+DROP FUNCTION report_refusal(text, text);
+
+-- The prefix is reserved.
 SET test_shm_mq_ext.no_such_setting = 1;
