@@ -6,12 +6,14 @@
  *		ready, and take everything down again.
  *
  * Cleanup follows the segment.  It belongs to the current resource owner, so
- * an error or cancel anywhere detaches it, and detaching it detaches every
- * queue the leader holds.  Until all workers are ready, an on_dsm_detach
- * callback also terminates them: a worker still starting has not attached
- * its queues yet and would not notice ours going away.  Once all are ready,
- * a detached queue is enough to end each of them, so the callback is
- * cancelled, sparing them a SIGTERM on the way out.
+ * an error or cancel anywhere detaches it, and so does a successful call when
+ * it is done.  Either way the segment's detach callback takes the workers
+ * down before the call returns: it closes the ring and wakes every worker, so
+ * that all leave at once; withdraws any worker the postmaster has not started
+ * yet; and waits until every worker the ring registered is gone, so that the
+ * slots are free again and no process is left.  A worker that lingers is
+ * terminated, and one that outlives even that is reported and left; the wait
+ * is bounded, because during an abort it cannot be interrupted.
  *
  * IDENTIFICATION
  *		src/setup.c
@@ -31,6 +33,16 @@
 
 /* How often to look again for a free worker slot while allowed to wait. */
 #define SLOT_POLL_INTERVAL_MS	10
+
+/*
+ * Taking a ring down: how long a closed ring's workers may take to leave on
+ * their own before they are terminated, and how long to wait for them in all.
+ * A worker leaves within a millisecond of being woken, or as soon as it has
+ * finished connecting; only one stuck, for instance on a lock, meets the
+ * first limit, and only one that cannot run at all meets the second.
+ */
+#define WORKER_EXIT_GRACE_MS	100
+#define WORKER_EXIT_TIMEOUT_MS	5000
 
 /*
  * While test_shm_mq_ext.worker_slot_wait lets callers wait for worker slots,
@@ -54,7 +66,9 @@ static bool wait_for_slot(instr_time *wait_start);
 pg_noreturn static void report_no_free_slot(int worker_number, int nworkers,
 											 bool registration_busy);
 static void wait_for_workers_ready(test_shm_mq_ring *ring);
-static void terminate_workers(dsm_segment *segment, Datum arg);
+static void release_workers(dsm_segment *segment, Datum arg);
+static void close_ring(test_shm_mq_ring *ring);
+static void wait_for_workers_to_exit(test_shm_mq_ring *ring);
 pg_noreturn static void postmaster_died(void);
 
 /*
@@ -121,8 +135,8 @@ test_shm_mq_segment_size(int64 queue_size, int nworkers)
 static Size
 header_size(int nworkers)
 {
-	return add_size(offsetof(test_shm_mq_header, worker_pids),
-					mul_size(nworkers, sizeof(pid_t)));
+	return add_size(offsetof(test_shm_mq_header, workers),
+					mul_size(nworkers, sizeof(test_shm_mq_worker_slot)));
 }
 
 /*
@@ -188,8 +202,10 @@ test_shm_mq_ring_create(int64 queue_size, int nworkers,
 	header->leader = MyProc;
 	header->wait_strategy = strategy;
 	header->spin_budget_us = test_shm_mq_spin_budget_us;
+	pg_atomic_init_u32(&header->state, TEST_SHM_MQ_RING_OPEN);
 	header->workers_ready = 0;
-	memset(header->worker_pids, 0, mul_size(nworkers, sizeof(pid_t)));
+	memset(header->workers, 0,
+		   mul_size(nworkers, sizeof(test_shm_mq_worker_slot)));
 	shm_toc_insert(toc, TEST_SHM_MQ_KEY_HEADER, header);
 	ring->header = header;
 
@@ -228,8 +244,8 @@ test_shm_mq_ring_create(int64 queue_size, int nworkers,
  * Start the ring's workers, attach the leader's queues and wait until every
  * worker has attached its own.
  *
- * On return messages can flow.  On error the workers already started are
- * terminated when the segment is detached.
+ * On return messages can flow.  From the first registration on, detaching
+ * the segment, on success or on error, takes the workers down with it.
  */
 void
 test_shm_mq_ring_start(test_shm_mq_ring *ring)
@@ -243,7 +259,11 @@ test_shm_mq_ring_start(test_shm_mq_ring *ring)
 	ring->workers = palloc0(mul_size(nworkers, sizeof(BackgroundWorkerHandle *)));
 	ring->error_queues = palloc0(mul_size(nworkers, sizeof(shm_mq_handle *)));
 
-	on_dsm_detach(ring->segment, terminate_workers, PointerGetDatum(ring));
+	/*
+	 * Registered before the queues are attached, so that it runs after their
+	 * own detach callbacks: by then every queue of ours reads as detached.
+	 */
+	on_dsm_detach(ring->segment, release_workers, PointerGetDatum(ring));
 	register_workers(ring);
 
 	/*
@@ -271,8 +291,6 @@ test_shm_mq_ring_start(test_shm_mq_ring *ring)
 	MemoryContextSwitchTo(oldcontext);
 
 	wait_for_workers_ready(ring);
-	cancel_on_dsm_detach(ring->segment, terminate_workers,
-						 PointerGetDatum(ring));
 }
 
 /*
@@ -476,47 +494,174 @@ wait_for_workers_ready(test_shm_mq_ring *ring)
 }
 
 /*
- * on_dsm_detach callback, registered until all workers are ready: make sure
- * none of them outlives the leader's interest in the ring.
+ * on_dsm_detach callback of a ring with workers: take them all down before
+ * the segment goes.
+ *
+ * It runs when the leader detaches the segment, after a successful call or
+ * during the abort of a failed one, and at the latest when the leader's
+ * process exits.  It must not fail, and during an abort it cannot be
+ * interrupted, so every wait in it is bounded.
  */
 static void
-terminate_workers(dsm_segment *segment, Datum arg)
+release_workers(dsm_segment *segment, Datum arg)
 {
 	test_shm_mq_ring *ring = (test_shm_mq_ring *) DatumGetPointer(arg);
+
+	close_ring(ring);
+	wait_for_workers_to_exit(ring);
+}
+
+/*
+ * Close the ring, wake every worker that has joined it, so that all leave at
+ * once rather than one after another round the ring, and withdraw every
+ * other worker.
+ *
+ * A worker joins under the header's lock, and only while the ring is open,
+ * so one that has not joined by the time we close the ring never will.  If
+ * the postmaster has not started it, withdrawing it keeps it from starting.
+ * If it has, the SIGTERM that withdrawing then sends stays blocked until
+ * after it tries to join; it finds the ring closed and leaves without a
+ * word.  A worker that has joined is not signalled: it finds the ring closed
+ * at its next wait, or as soon as it has finished connecting.
+ *
+ * One that has exited since it joined may have left its PGPROC to another
+ * process, which then gets a spurious wake-up; latches allow for those.
+ */
+static void
+close_ring(test_shm_mq_ring *ring)
+{
 	int			worker;
 
-	for (worker = 1; worker <= ring->nworkers; worker++)
+	SpinLockAcquire(&ring->header->mutex);
+	pg_atomic_write_u32(&ring->header->state, TEST_SHM_MQ_RING_CLOSED);
+	SpinLockRelease(&ring->header->mutex);
+
+	for (worker = 0; worker < ring->nworkers; worker++)
 	{
-		if (ring->workers[worker - 1] != NULL)
-			TerminateBackgroundWorker(ring->workers[worker - 1]);
+		PGPROC	   *proc;
+
+		if (ring->workers[worker] == NULL)
+			continue;
+
+		SpinLockAcquire(&ring->header->mutex);
+		proc = ring->header->workers[worker].proc;
+		SpinLockRelease(&ring->header->mutex);
+
+		if (proc != NULL)
+			SetLatch(&proc->procLatch);
+		else
+			TerminateBackgroundWorker(ring->workers[worker]);
 	}
 }
 
 /*
- * Take a ring down after success: detach the segment, wait for every worker
- * to exit, and free the leader's memory.
+ * Wait until every worker the ring registered has exited, or has been
+ * withdrawn before it started, so that its slot is free again.
  *
- * Detaching ends the ring on its own: worker 1 sees its input queue detach
- * and exits, which detaches worker 2's input, and so on round the ring.
- * Waiting for them means a call that returns has left no process behind.
+ * The postmaster sets our latch each time one of them stops.  Workers still
+ * there after WORKER_EXIT_GRACE_MS are terminated; any still there after
+ * WORKER_EXIT_TIMEOUT_MS are reported with a WARNING and left.
+ */
+static void
+wait_for_workers_to_exit(test_shm_mq_ring *ring)
+{
+	instr_time	start;
+	bool		terminated = false;
+	int			worker;
+
+	INSTR_TIME_SET_CURRENT(start);
+	for (;;)
+	{
+		instr_time	elapsed;
+		long		elapsed_ms;
+		long		timeout_ms;
+		int			running = 0;
+		int			rc;
+
+		for (worker = 0; worker < ring->nworkers; worker++)
+		{
+			pid_t		pid;
+
+			if (ring->workers[worker] == NULL)
+				continue;
+			switch (GetBackgroundWorkerPid(ring->workers[worker], &pid))
+			{
+				case BGWH_STOPPED:
+					ring->workers[worker] = NULL;
+					break;
+				case BGWH_POSTMASTER_DIED:
+					/* Nothing runs any more, and nothing can be freed. */
+					return;
+				case BGWH_STARTED:
+				case BGWH_NOT_YET_STARTED:
+					running++;
+					break;
+			}
+		}
+		if (running == 0)
+			return;
+
+		INSTR_TIME_SET_CURRENT(elapsed);
+		INSTR_TIME_SUBTRACT(elapsed, start);
+		elapsed_ms = (long) INSTR_TIME_GET_MILLISEC(elapsed);
+
+		if (elapsed_ms >= WORKER_EXIT_TIMEOUT_MS)
+			break;
+		if (elapsed_ms >= WORKER_EXIT_GRACE_MS && !terminated)
+		{
+			for (worker = 0; worker < ring->nworkers; worker++)
+			{
+				if (ring->workers[worker] != NULL)
+					TerminateBackgroundWorker(ring->workers[worker]);
+			}
+			terminated = true;
+		}
+
+		timeout_ms = (terminated ? WORKER_EXIT_TIMEOUT_MS :
+					  WORKER_EXIT_GRACE_MS) - elapsed_ms;
+		rc = WaitLatch(MyLatch,
+					   WL_LATCH_SET | WL_TIMEOUT | WL_POSTMASTER_DEATH,
+					   Max(timeout_ms, 1), PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		if (rc & WL_POSTMASTER_DEATH)
+			return;
+	}
+
+	for (worker = 0; worker < ring->nworkers; worker++)
+	{
+		BgwHandleStatus status;
+		pid_t		pid;
+
+		if (ring->workers[worker] == NULL)
+			continue;
+		status = GetBackgroundWorkerPid(ring->workers[worker], &pid);
+		if (status != BGWH_STARTED && status != BGWH_NOT_YET_STARTED)
+			continue;
+		ereport(WARNING,
+				(errmsg("test_shm_mq_ext worker %d of %d did not exit within %d ms",
+						worker + 1, ring->nworkers, WORKER_EXIT_TIMEOUT_MS),
+				 status == BGWH_STARTED ?
+				 errdetail("Its process, PID %d, has been told to terminate, and is left to exit on its own.",
+						   (int) pid) :
+				 errdetail("It had not started, and the postmaster has not yet withdrawn it.")));
+	}
+}
+
+/*
+ * Take a ring down after success, and free the leader's memory.
+ *
+ * Detaching the segment runs release_workers(), so on return every worker
+ * has exited.  Interrupts are held meanwhile: the wait is short and bounded,
+ * and an interrupt in the middle of it would leave the workers to an abort
+ * that no longer knows them.
  */
 void
 test_shm_mq_ring_release(test_shm_mq_ring *ring)
 {
-	int			worker;
-
+	HOLD_INTERRUPTS();
 	dsm_detach(ring->segment);
 	ring->segment = NULL;
-
-	if (ring->workers != NULL)
-	{
-		for (worker = 1; worker <= ring->nworkers; worker++)
-		{
-			if (WaitForBackgroundWorkerShutdown(ring->workers[worker - 1]) ==
-				BGWH_POSTMASTER_DIED)
-				postmaster_died();
-		}
-	}
+	RESUME_INTERRUPTS();
 
 	MemoryContextDelete(ring->context);
 }

@@ -19,6 +19,7 @@
 #ifndef TEST_SHM_MQ_EXT_H
 #define TEST_SHM_MQ_EXT_H
 
+#include "port/atomics.h"
 #include "postmaster/bgworker.h"
 #include "storage/proc.h"
 #include "storage/spin.h"
@@ -58,10 +59,30 @@ typedef enum test_shm_mq_wait_strategy
 } test_shm_mq_wait_strategy;
 
 /*
+ * Where a ring is in its life, in test_shm_mq_header.state.  Workers leave
+ * as soon as they see TEST_SHM_MQ_RING_CLOSED, and do not start relaying if
+ * they see it first.
+ */
+#define TEST_SHM_MQ_RING_OPEN		0	/* being set up, or carrying a call */
+#define TEST_SHM_MQ_RING_CLOSED		1	/* the leader is taking it down */
+
+/* What the ring keeps about each of its workers. */
+typedef struct test_shm_mq_worker_slot
+{
+	pid_t		pid;			/* 0 until the worker has attached */
+	PGPROC	   *proc;			/* its latch, for the leader to wake it; NULL
+								 * until the worker has attached */
+} test_shm_mq_worker_slot;
+
+/*
  * The header at TEST_SHM_MQ_KEY_HEADER.
  *
  * The leader fills in every field before registering the first worker; after
- * that only workers_ready and worker_pids change, each under mutex.
+ * that only state, workers_ready and workers[] change.  Each worker writes
+ * its own slot and counts itself ready; only the leader changes state.  All
+ * writes are made holding mutex.  state is atomic so that a worker can look
+ * at it without the lock after each wait; what it decides on, it reads again
+ * under the lock.
  */
 typedef struct test_shm_mq_header
 {
@@ -71,12 +92,12 @@ typedef struct test_shm_mq_header
 	test_shm_mq_wait_strategy wait_strategy;	/* how workers wait */
 	int			spin_budget_us; /* adaptive: how long to poll before sleeping */
 
-	/* Protected by mutex. */
+	/* Written holding mutex. */
 	slock_t		mutex;
+	pg_atomic_uint32 state;		/* TEST_SHM_MQ_RING_* */
 	int			workers_ready;	/* workers that attached all their queues */
-	pid_t		worker_pids[FLEXIBLE_ARRAY_MEMBER]; /* by worker number - 1;
-													 * 0 until the worker has
-													 * attached the segment */
+	test_shm_mq_worker_slot workers[FLEXIBLE_ARRAY_MEMBER]; /* by worker
+															 * number - 1 */
 } test_shm_mq_header;
 
 /*

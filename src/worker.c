@@ -10,6 +10,11 @@
  * anything else can fail.  SIGTERM ends it at its next wait or message, and
  * the "terminating background worker" error reaches the leader that way too.
  *
+ * A worker leaves, without a word, as soon as it finds its ring closed: the
+ * leader closes it when the call is over, successful or not, and wakes every
+ * worker.  A worker that starts after its leader has given up finds the ring
+ * closed, or its segment gone, and leaves the same way: that is no error.
+ *
  * IDENTIFICATION
  *		src/worker.c
  *
@@ -35,11 +40,25 @@
  */
 #define HELD_MESSAGE_MAX	8192
 
-static void relay_messages(shm_mq_handle *input, shm_mq_handle *output,
-						   test_shm_mq_waiter *waiter, bool batch);
-static bool forward_message(shm_mq_handle *output, Size nbytes,
-							const void *data, bool flush,
-							test_shm_mq_waiter *waiter);
+/* What the relay loop needs to know. */
+typedef struct relay_state
+{
+	test_shm_mq_header *header;
+	shm_mq_handle *input;
+	shm_mq_handle *output;
+	test_shm_mq_waiter waiter;
+	bool		batch;			/* hold small messages back, see
+								 * relay_messages() */
+} relay_state;
+
+pg_noreturn static void leave_ring(dsm_segment *segment, int worker_number,
+								   const char *reason);
+static bool join_ring(test_shm_mq_header *header, int worker_number);
+static bool ring_closed(test_shm_mq_header *header);
+static bool wait_for_peer(relay_state *relay);
+static void relay_messages(relay_state *relay);
+static bool forward_message(relay_state *relay, Size nbytes,
+							const void *data, bool flush);
 
 /*
  * Background worker entry point; bgw_main_arg is the segment's handle.
@@ -52,40 +71,34 @@ test_shm_mq_ext_worker_main(Datum main_arg)
 	shm_toc    *toc;
 	test_shm_mq_header *header;
 	shm_mq	   *mq;
-	shm_mq_handle *input;
-	shm_mq_handle *output;
-	test_shm_mq_waiter waiter;
+	relay_state relay;
 	int			nworkers;
 
 	/* SIGTERM is serviced at the next CHECK_FOR_INTERRUPTS(). */
 	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
 
 	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
 
 	/*
-	 * Until our error queue is attached, errors go only to the server log;
-	 * the leader will see that we stopped without a word.
+	 * Join the ring before unblocking signals: a leader that closed it before
+	 * we joined withdrew our registration, which, once we have started,
+	 * sends us SIGTERM; and a worker that finds its ring gone or closed has
+	 * nothing to report.  The segment is gone when dsm_attach() finds no
+	 * segment, or one with another magic number under a reused handle.
 	 */
 	segment = dsm_attach(DatumGetUInt32(main_arg));
 	if (segment == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("could not map dynamic shared memory segment")));
+		leave_ring(NULL, args.worker_number, "its segment is gone");
 	toc = shm_toc_attach(TEST_SHM_MQ_MAGIC, dsm_segment_address(segment));
 	if (toc == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("invalid magic number in dynamic shared memory segment")));
+		leave_ring(segment, args.worker_number, "its segment is gone");
 	header = shm_toc_lookup(toc, TEST_SHM_MQ_KEY_HEADER, false);
 	nworkers = header->workers_total;
 	if (args.worker_number < 1 || args.worker_number > nworkers)
 		elog(ERROR, "worker number %d is out of range for a ring of %d workers",
 			 args.worker_number, nworkers);
-
-	SpinLockAcquire(&header->mutex);
-	header->worker_pids[args.worker_number - 1] = MyProcPid;
-	SpinLockRelease(&header->mutex);
+	if (!join_ring(header, args.worker_number))
+		leave_ring(segment, args.worker_number, "the ring was closed");
 
 	/* From here on, whatever we report reaches the leader. */
 	mq = shm_toc_lookup(toc,
@@ -93,6 +106,7 @@ test_shm_mq_ext_worker_main(Datum main_arg)
 						false);
 	shm_mq_set_sender(mq, MyProc);
 	pq_redirect_to_shm_mq(segment, shm_mq_attach(mq, segment, NULL));
+	BackgroundWorkerUnblockSignals();
 
 	/*
 	 * Connect as the leader's user to the leader's database, which puts us in
@@ -101,16 +115,18 @@ test_shm_mq_ext_worker_main(Datum main_arg)
 	BackgroundWorkerInitializeConnectionByOid(args.database_id, args.user_id,
 											  TEST_SHM_MQ_CONNECTION_FLAGS);
 	pgstat_report_appname(MyBgworkerEntry->bgw_name);
+	if (ring_closed(header))
+		leave_ring(segment, args.worker_number, "the ring was closed");
 
 	mq = shm_toc_lookup(toc, TEST_SHM_MQ_KEY_DATA_QUEUE(args.worker_number - 1),
 						false);
 	shm_mq_set_receiver(mq, MyProc);
-	input = shm_mq_attach(mq, segment, NULL);
+	relay.input = shm_mq_attach(mq, segment, NULL);
 
 	mq = shm_toc_lookup(toc, TEST_SHM_MQ_KEY_DATA_QUEUE(args.worker_number),
 						false);
 	shm_mq_set_sender(mq, MyProc);
-	output = shm_mq_attach(mq, segment, NULL);
+	relay.output = shm_mq_attach(mq, segment, NULL);
 
 	SpinLockAcquire(&header->mutex);
 	header->workers_ready++;
@@ -118,21 +134,79 @@ test_shm_mq_ext_worker_main(Datum main_arg)
 	SetLatch(&header->leader->procLatch);
 
 	pgstat_report_activity(STATE_RUNNING, NULL);
-	test_shm_mq_waiter_init(&waiter, header->wait_strategy,
+	relay.header = header;
+	relay.batch = test_shm_mq_batching(header->wait_strategy);
+	test_shm_mq_waiter_init(&relay.waiter, header->wait_strategy,
 							header->spin_budget_us, nworkers + 1);
-	relay_messages(input, output, &waiter,
-				   test_shm_mq_batching(header->wait_strategy));
+	relay_messages(&relay);
 
 	/*
-	 * Detach before the rest of exiting, so that the next worker round the
-	 * ring sees our queues go at once and its own exit overlaps ours.
+	 * Detach before the rest of exiting, so that our neighbours see our
+	 * queues go at once and their exits overlap ours.
 	 */
 	dsm_detach(segment);
 	proc_exit(0);
 }
 
 /*
- * Copy messages from input to output until either queue detaches.
+ * Exit quietly, detaching the segment if we have one: the leader is done
+ * with the ring, or has given up on it, so nothing went wrong.
+ */
+static void
+leave_ring(dsm_segment *segment, int worker_number, const char *reason)
+{
+	elog(DEBUG1, "test_shm_mq_ext worker %d leaves: %s",
+		 worker_number, reason);
+	if (segment != NULL)
+		dsm_detach(segment);
+	proc_exit(0);
+}
+
+/*
+ * Take our place in the ring: record our PID and PGPROC, so that the leader
+ * can name us and wake us.  Returns false, recording nothing, if the leader
+ * has already closed the ring; it then will not wake us, and needs not.
+ */
+static bool
+join_ring(test_shm_mq_header *header, int worker_number)
+{
+	bool		open;
+
+	SpinLockAcquire(&header->mutex);
+	open = pg_atomic_read_u32(&header->state) != TEST_SHM_MQ_RING_CLOSED;
+	if (open)
+	{
+		header->workers[worker_number - 1].pid = MyProcPid;
+		header->workers[worker_number - 1].proc = MyProc;
+	}
+	SpinLockRelease(&header->mutex);
+	return open;
+}
+
+/*
+ * Has the leader closed the ring?  Cheap enough to ask after every wait: the
+ * state changes once in a ring's life, so its cache line stays shared.
+ */
+static bool
+ring_closed(test_shm_mq_header *header)
+{
+	return pg_atomic_read_u32(&header->state) == TEST_SHM_MQ_RING_CLOSED;
+}
+
+/*
+ * Wait for a neighbour to make progress possible.  Returns false once the
+ * ring is closed: the leader woke us to leave.
+ */
+static bool
+wait_for_peer(relay_state *relay)
+{
+	(void) test_shm_mq_wait(&relay->waiter);
+	return !ring_closed(relay->header);
+}
+
+/*
+ * Copy messages from input to output until either queue detaches or the
+ * leader closes the ring.
  *
  * With batch set, a message is not flushed to the next process while another
  * has already arrived behind it: each small message is held until we know
@@ -141,8 +215,7 @@ test_shm_mq_ext_worker_main(Datum main_arg)
  * message back is how we flush before waiting.
  */
 static void
-relay_messages(shm_mq_handle *input, shm_mq_handle *output,
-			   test_shm_mq_waiter *waiter, bool batch)
+relay_messages(relay_state *relay)
 {
 	char		held[HELD_MESSAGE_MAX];
 	Size		held_bytes = 0;
@@ -157,61 +230,65 @@ relay_messages(shm_mq_handle *input, shm_mq_handle *output,
 		/* While messages keep coming we never wait, so look here too. */
 		CHECK_FOR_INTERRUPTS();
 
-		res = shm_mq_receive(input, &nbytes, &data, true);
+		res = shm_mq_receive(relay->input, &nbytes, &data, true);
 		if (res == SHM_MQ_DETACHED)
 		{
 			/* Pass on what we hold; whether anyone reads it is not ours to know. */
 			if (have_held)
-				(void) forward_message(output, held_bytes, held, true, waiter);
+				(void) forward_message(relay, held_bytes, held, true);
 			return;
 		}
 		if (res == SHM_MQ_WOULD_BLOCK)
 		{
 			if (!have_held)
-				(void) test_shm_mq_wait(waiter);
-			else if (!forward_message(output, held_bytes, held, true, waiter))
+			{
+				if (!wait_for_peer(relay))
+					return;
+			}
+			else if (!forward_message(relay, held_bytes, held, true))
 				return;
 			have_held = false;
 			continue;
 		}
-		test_shm_mq_waiter_progress(waiter);
+		test_shm_mq_waiter_progress(&relay->waiter);
 
 		/* Another message follows the held one, so it needs no flush. */
-		if (have_held &&
-			!forward_message(output, held_bytes, held, false, waiter))
+		if (have_held && !forward_message(relay, held_bytes, held, false))
 			return;
 		have_held = false;
 
-		if (batch && nbytes <= HELD_MESSAGE_MAX)
+		if (relay->batch && nbytes <= HELD_MESSAGE_MAX)
 		{
 			memcpy(held, data, nbytes);
 			held_bytes = nbytes;
 			have_held = true;
 		}
-		else if (!forward_message(output, nbytes, data, true, waiter))
+		else if (!forward_message(relay, nbytes, data, true))
 			return;
 	}
 }
 
 /*
  * Send one message on, flushing it to the receiver if flush is set.  Returns
- * false if the queue has detached.
+ * false if the queue has detached or the ring was closed.
  *
  * A send that would block is retried with the same arguments, as shm_mq
  * asks; a full queue flushes whatever we held back, so the receiver always
  * has something to do while we wait.
  */
 static bool
-forward_message(shm_mq_handle *output, Size nbytes, const void *data,
-				bool flush, test_shm_mq_waiter *waiter)
+forward_message(relay_state *relay, Size nbytes, const void *data, bool flush)
 {
 	shm_mq_result res;
 
-	while ((res = test_shm_mq_send(output, nbytes, data, true, flush)) ==
-		   SHM_MQ_WOULD_BLOCK)
-		(void) test_shm_mq_wait(waiter);
+	while ((res = test_shm_mq_send(relay->output, nbytes, data, true,
+								   flush)) == SHM_MQ_WOULD_BLOCK)
+	{
+		if (!wait_for_peer(relay))
+			return false;
+	}
 	if (res == SHM_MQ_DETACHED)
 		return false;
-	test_shm_mq_waiter_progress(waiter);
+	test_shm_mq_waiter_progress(&relay->waiter);
 	return true;
 }

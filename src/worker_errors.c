@@ -126,7 +126,7 @@ worker_context(test_shm_mq_ring *ring, int worker_number)
 	pid_t		pid;
 
 	SpinLockAcquire(&ring->header->mutex);
-	pid = ring->header->worker_pids[worker_number - 1];
+	pid = ring->header->workers[worker_number - 1].pid;
 	SpinLockRelease(&ring->header->mutex);
 
 	if (pid == 0)

@@ -235,6 +235,15 @@ foreach my $interrupt ('pg_cancel_backend', 'statement_timeout',
 		  'terminating connection due to administrator command',);
 	is($error->{message}, $expected{$interrupt}, "$label: message");
 	check_time_to_error($label, $fault_at, $result->{error_at});
+
+	# A terminated leader reports FATAL before it exits; its workers go with
+	# its exit, so look once it has gone.
+	if ($interrupt eq 'pg_terminate_backend')
+	{
+		my $deadline = now() + $TestShmMq::SETTLE_SECONDS;
+		pause(0.005) while !process_gone($waiter_pid) && now() < $deadline;
+		ok(process_gone($waiter_pid), "$label: the leader exited");
+	}
 	check_no_workers_of($node, $waiter_pid, $label);
 	$waiter->close;
 

@@ -446,19 +446,23 @@ sub leftover_segments
 
 =pod
 
-=item check_no_leftovers(node, before, label)
+=item check_no_leftovers(node, before, label, settle => 1)
 
 Assert that no test_shm_mq_ext worker is left in pg_stat_activity or in the
 OS process list, and that no segment exists that was not in the snapshot
-before (from dsm_segments).  Processes take a moment to exit, so this polls
-for up to a few seconds before it judges.
+before (from dsm_segments).
+
+A call, failed or not, returns only once its workers have exited and its
+segment is gone, so this looks once, at once.  Only where a test knowingly
+left a worker behind, or a leader was terminated and must still finish
+exiting, may it pass settle => 1 to allow a few seconds for that.
 
 =cut
 
 sub check_no_leftovers
 {
-	my ($node, $before, $label) = @_;
-	my $deadline = now() + $SETTLE_SECONDS;
+	my ($node, $before, $label, %opts) = @_;
+	my $deadline = now() + ($opts{settle} ? $SETTLE_SECONDS : 0);
 	my (@stat, @processes, @segments);
 
 	local $Test::Builder::Level = $Test::Builder::Level + 1;
@@ -540,30 +544,21 @@ sub check_leak_detection
 =item check_no_workers_of(node, leader_pid, label)
 
 Assert that no worker of one leader is left, in pg_stat_activity or in the
-OS process list, polling for up to a few seconds; for when other calls'
-workers are meant to be running.
+OS process list; for when other calls' workers are meant to be running.  Like
+check_no_leftovers(), it looks once, at once.
 
 =cut
 
 sub check_no_workers_of
 {
 	my ($node, $leader_pid, $label) = @_;
-	my $deadline = now() + $SETTLE_SECONDS;
-	my (@stat, @processes);
 
 	local $Test::Builder::Level = $Test::Builder::Level + 1;
 
-	while (1)
-	{
-		@stat      = stat_workers($node, $leader_pid);
-		@processes = worker_processes($node, $leader_pid);
-		last if (!@stat && !@processes) || now() > $deadline;
-		pause(0.05);
-	}
-
-	is_deeply(\@stat, [],
-		"$label: no worker of backend $leader_pid left in pg_stat_activity");
-	is_deeply(\@processes, [],
+	is_deeply([ stat_workers($node, $leader_pid) ],
+		[], "$label: no worker of backend $leader_pid left in pg_stat_activity");
+	is_deeply([ worker_processes($node, $leader_pid) ],
+		[],
 		"$label: no worker of backend $leader_pid left in the OS process list"
 	);
 	return;
@@ -792,7 +787,13 @@ sub send
 =item $session->running()
 
 Pump what psql has written so far and tell whether the statement is still
-running.  Notes the moment an error first shows up.
+running.  When it has ended with an error, notes that moment as the time the
+error reached the caller.
+
+psql prints an error as soon as the server sends it, but the call has not
+returned until the server has also finished aborting it, which is when a
+client library such as libpq hands the error over.  The marker that follows
+the statement shows that moment, so that is the one taken.
 
 =cut
 
@@ -803,17 +804,14 @@ sub running
 
 	return 0 unless $self->{pending};
 	$self->{harness}->pump_nb if $self->{harness}->pumpable;
-	if (!defined $self->{error_at}
-		&& $self->{stderr} =~ /^(?:psql:[^\n]*?: )?(?:ERROR|FATAL):/m)
-	{
-		$self->{error_at} = TestShmMq::now();
-	}
 	if ((      $self->{stdout} =~ /\Q$marker\E\n/
 			&& $self->{stderr} =~ /\Q$marker\E\n/)
 		|| !$self->{harness}->pumpable)
 	{
 		$self->{pending} = 0;
 		$self->{done_at} = TestShmMq::now();
+		$self->{error_at} = $self->{done_at}
+		  if $self->{stderr} =~ /^(?:psql:[^\n]*?: )?(?:ERROR|FATAL):/m;
 		return 0;
 	}
 	return 1;
@@ -826,7 +824,7 @@ sub running
 Wait, for at most the timeout, for the statement sent last to end, and return
 a hash reference: stdout and stderr (psql's output for that statement),
 finished (true if it ended; false on timeout), connection_lost (psql exited),
-sent_at, error_at (when an ERROR or FATAL first arrived, or undef) and
+sent_at, error_at (when it ended with an ERROR or FATAL, or undef) and
 done_at.
 
 =cut
