@@ -16,7 +16,7 @@ PGFILEDESC = "test_shm_mq_ext - shm_mq round trips through dynamic background wo
 EXTENSION = test_shm_mq_ext
 DATA = sql/test_shm_mq_ext--1.0.sql sql/test_shm_mq_ext--1.0--1.1.sql
 
-REGRESS = extension round_trip pipelined layout strategies bad_input leftovers
+REGRESS = extension round_trip pipelined layout strategies bad_input sizes leftovers
 TAP_TESTS = 1
 
 PG_CONFIG ?= pg_config

@@ -45,6 +45,14 @@
 #define WORKER_EXIT_TIMEOUT_MS	5000
 
 /*
+ * The largest segment a ring may ask for: dsm_create() takes a Size, the
+ * size reaches SQL as an int8, and the operating system as an off_t.
+ */
+#define MAX_SEGMENT_SIZE \
+	((uint64) PG_INT64_MAX < (uint64) SIZE_MAX ? \
+	 (uint64) PG_INT64_MAX : (uint64) SIZE_MAX)
+
+/*
  * While test_shm_mq_ext.worker_slot_wait lets callers wait for worker slots,
  * one ring at a time registers its workers, under an advisory lock in no
  * database (so no SQL-level advisory lock can collide with it).  Otherwise
@@ -99,12 +107,20 @@ test_shm_mq_check_worker_count(int nworkers, int min_workers)
  * queue_size bytes asks dsm_create() for.
  *
  * This is also where the queue size is checked, since a size is only too
- * large for a given number of queues.
+ * large for a given number of queues.  Data queues are the only chunks whose
+ * size the caller chooses, and each is rounded up to a multiple of
+ * ALIGNOF_BUFFER, as is everything else; so the segment takes what the rest
+ * of it takes, with zero-sized data queues, plus nworkers + 1 aligned queues.
+ * That gives the largest queue size that fits, which is checked before the
+ * estimator is asked for the whole, so that nothing can overflow.
  */
 Size
 test_shm_mq_segment_size(int64 queue_size, int nworkers)
 {
 	shm_toc_estimator estimator;
+	Size		fixed_size;
+	uint64		max_queue_size;
+	Size		segment_size;
 
 	if (queue_size < 0 || (uint64) queue_size < shm_mq_minimum_size)
 		ereport(ERROR,
@@ -112,21 +128,25 @@ test_shm_mq_segment_size(int64 queue_size, int nworkers)
 				 errmsg("queue size must be at least %zu bytes",
 						shm_mq_minimum_size)));
 
-	/*
-	 * The estimator reports overflow as an internal limit.  Refuse first any
-	 * queue size whose data queues alone would take half the address space;
-	 * what remains is ample for the header, error queues and entries.
-	 */
-	if ((uint64) queue_size > (SIZE_MAX / 2) / ((Size) nworkers + 1))
+	estimate_segment(&estimator, 0, nworkers);
+	fixed_size = shm_toc_estimate(&estimator);
+	max_queue_size = (MAX_SEGMENT_SIZE - fixed_size) / ((uint64) nworkers + 1);
+	max_queue_size -= max_queue_size % ALIGNOF_BUFFER;
+	if ((uint64) queue_size > max_queue_size)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("queue size %lld is too large", (long long) queue_size),
-				 errdetail_plural("%d queue of that size does not fit in a dynamic shared memory segment.",
-								  "%d queues of that size do not fit in a dynamic shared memory segment.",
-								  nworkers + 1, nworkers + 1)));
+				 errdetail_plural("With %d worker, the largest queue size is " UINT64_FORMAT " bytes.",
+								  "With %d workers, the largest queue size is " UINT64_FORMAT " bytes.",
+								  nworkers, nworkers, max_queue_size)));
 
 	estimate_segment(&estimator, (Size) queue_size, nworkers);
-	return shm_toc_estimate(&estimator);
+	segment_size = shm_toc_estimate(&estimator);
+	Assert(segment_size ==
+		   fixed_size + ((Size) nworkers + 1) * BUFFERALIGN(queue_size));
+	Assert(segment_size <= MAX_SEGMENT_SIZE);
+
+	return segment_size;
 }
 
 /*
