@@ -14,9 +14,12 @@ OBJS = \
 PGFILEDESC = "test_shm_mq_ext - shm_mq round trips through dynamic background workers"
 
 EXTENSION = test_shm_mq_ext
-DATA = sql/test_shm_mq_ext--1.0.sql sql/test_shm_mq_ext--1.0--1.1.sql
+DATA = sql/test_shm_mq_ext--1.2.sql \
+	sql/test_shm_mq_ext--1.0.sql \
+	sql/test_shm_mq_ext--1.0--1.1.sql \
+	sql/test_shm_mq_ext--1.1--1.2.sql
 
-REGRESS = extension round_trip pipelined layout strategies bad_input sizes leftovers
+REGRESS = extension round_trip pipelined layout strategies bad_input sizes privileges leftovers
 TAP_TESTS = 1
 
 PG_CONFIG ?= pg_config

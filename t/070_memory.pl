@@ -111,14 +111,21 @@ $session->close;
 
 # The error path: a session whose role is gone.  Its workers cannot connect
 # as that role, so every call fails; the loop checks each error is that one.
-$node->safe_psql('postgres', 'CREATE ROLE memory_dropped LOGIN');
+# A dropped role holds no grants, so it calls through a function that runs as
+# its owner, a superuser; the workers still connect as the session's user.
+$node->safe_psql(
+	'postgres', q{
+	CREATE FUNCTION ring_as_owner() RETURNS void SECURITY DEFINER
+	LANGUAGE sql AS $$ SELECT test_shm_mq(1024, 'x', 1, 1) $$;
+	CREATE ROLE memory_dropped LOGIN;
+});
 $session = TestShmMq::Session->new($node, user => 'memory_dropped');
 $node->safe_psql('postgres', 'DROP ROLE memory_dropped');
 measure(
 	$session,
 	'1000 calls whose worker fails to start',
 	q{BEGIN
-		PERFORM test_shm_mq(1024, 'x', 1, 1);
+		PERFORM ring_as_owner();
 		RAISE 'the call succeeded';
 	EXCEPTION WHEN invalid_authorization_specification THEN
 		IF SQLERRM <> 'one or more workers failed to start' THEN

@@ -38,14 +38,26 @@ use TestShmMq;
 my $node            = new_node('worker_start_failure');
 my $segments_before = dsm_segments($node);
 
-# Run calls with 1 and with 3 workers as a session whose role has just been
-# broken by $break (SQL run as superuser after the session connected), and
-# check that each fails with the worker's reason, matched by $reason.
+# A dropped role holds no grants, so a session whose role was dropped calls
+# through a function that runs as its owner, a superuser.  The workers still
+# connect as the session's user.
+$node->safe_psql(
+	'postgres', q{
+	CREATE FUNCTION ring_as_owner(num_workers int) RETURNS void
+	SECURITY DEFINER LANGUAGE sql
+	AS $$ SELECT test_shm_mq(1024, 'x', 1, num_workers) $$;
+});
+
+# Run calls with 1 and with 3 workers, through $call (SQL with %d for the
+# number of workers), as a session whose role has just been broken by $break
+# (SQL run as superuser after the session connected), and check that each
+# fails with the worker's reason, matched by $reason.
 sub check_start_failure
 {
-	my ($name, $role, $break, $reason) = @_;
+	my ($name, $role, $break, $reason, $call) = @_;
 
 	$node->safe_psql('postgres', "CREATE ROLE $role LOGIN");
+	grant_ring_functions($node, $role);
 	my $session = TestShmMq::Session->new($node, user => $role);
 	$node->safe_psql('postgres', $break);
 
@@ -53,8 +65,7 @@ sub check_start_failure
 	{
 		my $label = "$name, $nworkers worker" . ($nworkers > 1 ? 's' : '');
 		my $log_offset = -s $node->logfile;
-		my $result =
-		  $session->query("SELECT test_shm_mq(1024, 'x', 1, $nworkers)");
+		my $result = $session->query(sprintf($call, $nworkers));
 		my $error = parse_error($result->{stderr}) // {};
 
 		ok($result->{finished}, "$label: the call ended");
@@ -96,17 +107,20 @@ SKIP:
 		'role lost LOGIN',
 		'start_nologin',
 		'ALTER ROLE start_nologin NOLOGIN',
-		'role "start_nologin" is not permitted to log in');
+		'role "start_nologin" is not permitted to log in',
+		"SELECT test_shm_mq(1024, 'x', 1, %d)");
 }
 
 check_start_failure(
 	'role dropped',
 	'start_dropped',
-	'DROP ROLE start_dropped',
-	'role with OID \d+ does not exist');
+	'DROP OWNED BY start_dropped; DROP ROLE start_dropped',
+	'role with OID \d+ does not exist',
+	'SELECT ring_as_owner(%d)');
 
 # What does not stop a worker: the call succeeds.
 $node->safe_psql('postgres', 'CREATE ROLE start_limited LOGIN');
+grant_ring_functions($node, 'start_limited');
 my $session = TestShmMq::Session->new($node, user => 'start_limited');
 $node->safe_psql(
 	'template1', q{

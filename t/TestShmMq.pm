@@ -44,6 +44,7 @@ our @EXPORT = qw(
   check_no_workers_of
   check_time_to_error
   check_processes_exit
+  grant_ring_functions
   long_calls
   parse_error
   now
@@ -142,6 +143,30 @@ sub new_node
 	note "TEST_SHM_MQ_DSM = $choice";
 
 	return $node;
+}
+
+=pod
+
+=item grant_ring_functions(node, role)
+
+Grant a role EXECUTE on every function that creates a segment or starts
+workers; since version 1.2 PUBLIC may not run them.
+
+=cut
+
+sub grant_ring_functions
+{
+	my ($node, $role) = @_;
+
+	$node->safe_psql(
+		'postgres', qq{
+		GRANT EXECUTE ON FUNCTION
+			test_shm_mq(int8, text, int4, int4),
+			test_shm_mq_pipelined(int8, text, int4, int4, bool),
+			test_shm_mq_layout(int8, int4),
+			test_shm_mq_bench(int8, int4, int4, int4, text, text)
+		TO $role});
+	return;
 }
 
 =pod
