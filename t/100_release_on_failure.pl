@@ -294,6 +294,12 @@ sub median
 	my $postmaster = TestShmMq::postmaster_pid($node);
 	my ($result, $waited, $fault_at);
 
+	# Whatever happens, the postmaster must run again: also if this test is
+	# interrupted meanwhile.
+	local $SIG{INT} = local $SIG{TERM} = sub {
+		kill 'CONT', $postmaster;
+		die "interrupted while the postmaster was stopped\n";
+	};
 	kill 'STOP', $postmaster;
 	eval {
 		$session->send("SELECT test_shm_mq(1024, 'x', 1, 2)");
