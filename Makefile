@@ -4,6 +4,7 @@ MODULE_big = test_shm_mq_ext
 OBJS = \
 	src/bench.o \
 	src/drive.o \
+	src/keep.o \
 	src/layout.o \
 	src/module.o \
 	src/setup.o \
@@ -14,12 +15,13 @@ OBJS = \
 PGFILEDESC = "test_shm_mq_ext - shm_mq round trips through dynamic background workers"
 
 EXTENSION = test_shm_mq_ext
-DATA = sql/test_shm_mq_ext--1.2.sql \
+DATA = sql/test_shm_mq_ext--1.3.sql \
 	sql/test_shm_mq_ext--1.0.sql \
 	sql/test_shm_mq_ext--1.0--1.1.sql \
-	sql/test_shm_mq_ext--1.1--1.2.sql
+	sql/test_shm_mq_ext--1.1--1.2.sql \
+	sql/test_shm_mq_ext--1.2--1.3.sql
 
-REGRESS = extension round_trip pipelined layout strategies bad_input sizes privileges leftovers
+REGRESS = extension round_trip pipelined layout strategies bad_input sizes privileges keep leftovers
 TAP_TESTS = 1
 
 PG_CONFIG ?= pg_config

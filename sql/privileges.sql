@@ -2,7 +2,8 @@
 -- Who may run what, since 1.2.  Creating a segment or starting workers takes
 -- memory and background worker slots that the whole server shares, so those
 -- functions are not executable by PUBLIC; the estimate allocates nothing and
--- is.  Both a fresh install and an update from 1.1 get there.
+-- is, and so is taking down one's own kept ring (1.3).  Both a fresh install
+-- and an update from 1.1 get there.
 --
 CREATE ROLE regress_tsmq_plain;
 CREATE ROLE regress_tsmq_granted;
@@ -40,7 +41,8 @@ INSERT INTO calls VALUES
     ('test_shm_mq_pipelined', 'SELECT test_shm_mq_pipelined(1024, ''x'', 10, 0)'),
     ('test_shm_mq_layout', 'SELECT * FROM test_shm_mq_layout(1024, 1)'),
     ('test_shm_mq_bench', 'SELECT * FROM test_shm_mq_bench(1024, 10, 10, 1)'),
-    ('test_shm_mq_estimate', 'SELECT test_shm_mq_estimate(1024, 1)');
+    ('test_shm_mq_estimate', 'SELECT test_shm_mq_estimate(1024, 1)'),
+    ('test_shm_mq_release_ring', 'SELECT test_shm_mq_release_ring()');
 GRANT SELECT ON calls TO PUBLIC;
 
 SELECT extversion FROM pg_extension WHERE extname = 'test_shm_mq_ext';
@@ -76,7 +78,7 @@ $$;
 CREATE TABLE fresh AS SELECT installation() AS installation;
 
 -- Version 1.1 let PUBLIC run everything.  Updating to 1.2 revokes that, and
--- keeps a grant made before the update.
+-- keeps a grant made before the update; 1.3 adds test_shm_mq_release_ring().
 DROP EXTENSION test_shm_mq_ext;
 CREATE EXTENSION test_shm_mq_ext VERSION '1.1';
 GRANT EXECUTE ON FUNCTION
@@ -94,6 +96,8 @@ SELECT function, outcome(call) FROM calls ORDER BY function;
 SET ROLE regress_tsmq_granted;
 SELECT function, outcome(call) FROM calls ORDER BY function;
 RESET ROLE;
+ALTER EXTENSION test_shm_mq_ext UPDATE TO '1.3';
+SELECT * FROM function_privileges ORDER BY proname;
 
 -- The updated installation is the fresh one.
 SELECT installation() = (SELECT installation FROM fresh) AS same_as_fresh;

@@ -1,4 +1,4 @@
-/* test_shm_mq_ext--1.2.sql */
+/* test_shm_mq_ext--1.3.sql */
 
 -- complain if script is sourced in psql, rather than via CREATE EXTENSION
 \echo Use "CREATE EXTENSION test_shm_mq_ext" to load this file. \quit
@@ -91,3 +91,12 @@ REVOKE EXECUTE ON FUNCTION test_shm_mq_bench(pg_catalog.int8, pg_catalog.int4,
 											 pg_catalog.int4, pg_catalog.int4,
 											 pg_catalog.text, pg_catalog.text)
 	FROM PUBLIC;
+
+-- A session's own kept ring is all it can take down, so anyone may.
+CREATE FUNCTION test_shm_mq_release_ring()
+    RETURNS pg_catalog.bool
+    AS 'MODULE_PATHNAME'
+    LANGUAGE C STRICT;
+
+COMMENT ON FUNCTION test_shm_mq_release_ring() IS
+'take down the ring this session keeps under test_shm_mq_ext.ring_keepalive, if any; returns whether there was one';

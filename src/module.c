@@ -23,6 +23,9 @@
 
 PG_MODULE_MAGIC;
 
+/* test_shm_mq_ext.ring_keepalive: ms a kept ring waits for the next call */
+int			test_shm_mq_ring_keepalive = 0;
+
 /* test_shm_mq_ext.worker_slot_wait: ms to wait for a free worker slot */
 int			test_shm_mq_worker_slot_wait = 0;
 
@@ -44,6 +47,15 @@ static const struct config_enum_entry wait_strategy_options[] = {
 void
 _PG_init(void)
 {
+	DefineCustomIntVariable("test_shm_mq_ext.ring_keepalive",
+							"Sets how long a successful call's ring is kept for the next call.",
+							"Zero takes every ring down when its call ends.",
+							&test_shm_mq_ring_keepalive,
+							0, 0, INT_MAX,
+							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
 	DefineCustomIntVariable("test_shm_mq_ext.worker_slot_wait",
 							"Sets how long to wait for a free background worker slot.",
 							"Zero means fail at once when all slots set by \"max_worker_processes\" are in use.",

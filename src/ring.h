@@ -2,7 +2,8 @@
  *
  * ring.h
  *		The leader's view of a ring: its segment, its workers and the queues
- *		the leader holds, with the calls that build, drive and release it.
+ *		the leader holds, with the calls that build, drive, keep and release
+ *		it.
  *
  * IDENTIFICATION
  *		src/ring.h
@@ -22,27 +23,46 @@
 
 /*
  * Everything the leader keeps about one ring.  It lives in its own memory
- * context, a child of the current transaction's, so that an error anywhere
- * leaves nothing behind once the (sub)transaction is cleaned up.
+ * context.  While a call uses the ring, that context is a child of the
+ * transaction's, and the segment belongs to the current resource owner, so
+ * that an error anywhere leaves nothing behind once the (sub)transaction is
+ * cleaned up.  While the ring is kept between calls, the context belongs to
+ * the session, and the leader is not attached to the segment at all.
  */
 typedef struct test_shm_mq_ring
 {
 	MemoryContext context;		/* holds this struct and all below */
+	MemoryContext call_context; /* the leader's queue handles, for one call */
+
+	/* The ring's shape: a call of another shape cannot use it. */
+	Size		queue_size;
+	int			nworkers;
+	test_shm_mq_wait_strategy strategy;
+	int			spin_budget_us;
+
+	Size		segment_size;	/* what was passed to dsm_create */
+	dsm_handle	handle;
+	uint64		ring_number;	/* as in the header */
+
+	/* While the leader is attached; NULL while the ring is kept. */
 	dsm_segment *segment;
 	shm_toc    *toc;
 	test_shm_mq_header *header;
-	Size		segment_size;	/* what was passed to dsm_create */
-	Size		queue_size;
-	int			nworkers;
 
 	/* Set by test_shm_mq_ring_start(). */
-	BackgroundWorkerHandle **workers;	/* by worker number - 1 */
+	BackgroundWorkerHandle **workers;	/* by worker number - 1; NULL once
+										 * the worker has stopped */
+	bool		workers_ready;	/* all workers attached their queues */
+
+	/* Set for each call, in call_context. */
 	shm_mq_handle *send_queue;	/* leader -> worker 1 (or itself) */
 	shm_mq_handle *receive_queue;	/* worker N (or itself) -> leader */
 	shm_mq_handle **error_queues;	/* by worker number - 1; NULL once the
 									 * worker has detached */
-	bool		workers_ready;	/* all workers attached their queues */
 	test_shm_mq_waiter waiter;	/* how the leader waits on this ring */
+
+	/* While kept: the (sub)transaction whose rollback takes it down. */
+	SubTransactionId kept_subid;
 } test_shm_mq_ring;
 
 /* setup.c */
@@ -52,10 +72,23 @@ extern test_shm_mq_ring *test_shm_mq_ring_create(int64 queue_size,
 												 int nworkers,
 												 test_shm_mq_wait_strategy strategy);
 extern void test_shm_mq_ring_start(test_shm_mq_ring *ring);
+extern bool test_shm_mq_ring_attach(test_shm_mq_ring *ring);
+extern void test_shm_mq_ring_attach_queues(test_shm_mq_ring *ring);
+extern bool test_shm_mq_ring_quiesce(test_shm_mq_ring *ring);
+extern void test_shm_mq_ring_detach(test_shm_mq_ring *ring);
+extern void test_shm_mq_ring_wake_workers(test_shm_mq_ring *ring);
 extern void test_shm_mq_ring_release(test_shm_mq_ring *ring);
+
+/* keep.c */
+extern test_shm_mq_ring *test_shm_mq_ring_acquire(int64 queue_size,
+												  int nworkers,
+												  test_shm_mq_wait_strategy strategy);
+extern void test_shm_mq_ring_done(test_shm_mq_ring *ring);
+extern bool test_shm_mq_release_kept_ring(void);
 
 /* worker_errors.c */
 extern void test_shm_mq_forward_worker_errors(test_shm_mq_ring *ring);
+extern char *test_shm_mq_kept_ring_loss(test_shm_mq_ring *ring);
 pg_noreturn extern void test_shm_mq_ring_broken(test_shm_mq_ring *ring,
 												bool sending);
 

@@ -15,6 +15,12 @@
  * terminated, and one that outlives even that is reported and left; the wait
  * is bounded, because during an abort it cannot be interrupted.
  *
+ * A ring kept between calls (keep.c) is held by its workers alone: the
+ * leader detaches from its segment, without closing the ring, and attaches
+ * again by handle for the next call.  The leader's queue handles therefore
+ * do not belong to the segment: detaching must not tell the workers the
+ * queues are gone.  The ring's state tells them when it is over.
+ *
  * IDENTIFICATION
  *		src/setup.c
  *
@@ -28,6 +34,7 @@
 #include "storage/latch.h"
 #include "storage/lock.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 
 #include "ring.h"
 
@@ -74,8 +81,11 @@ static bool wait_for_slot(instr_time *wait_start);
 pg_noreturn static void report_no_free_slot(int worker_number, int nworkers,
 											 bool registration_busy);
 static void wait_for_workers_ready(test_shm_mq_ring *ring);
+static uint64 next_ring_number = 1;
+
 static void release_workers(dsm_segment *segment, Datum arg);
 static void close_ring(test_shm_mq_ring *ring);
+static PGPROC *worker_proc(test_shm_mq_ring *ring, int worker);
 static void wait_for_workers_to_exit(test_shm_mq_ring *ring);
 pg_noreturn static void postmaster_died(void);
 
@@ -204,13 +214,19 @@ test_shm_mq_ring_create(int64 queue_size, int nworkers,
 									ALLOCSET_SMALL_SIZES);
 	ring = MemoryContextAllocZero(context, sizeof(test_shm_mq_ring));
 	ring->context = context;
-	ring->segment_size = segment_size;
+	ring->call_context = AllocSetContextCreate(context,
+											   "test_shm_mq_ext ring queues",
+											   ALLOCSET_SMALL_SIZES);
 	ring->queue_size = (Size) queue_size;
 	ring->nworkers = nworkers;
-	test_shm_mq_waiter_init(&ring->waiter, strategy,
-							test_shm_mq_spin_budget_us, nworkers + 1);
+	ring->strategy = strategy;
+	ring->spin_budget_us = test_shm_mq_spin_budget_us;
+	ring->segment_size = segment_size;
+	ring->ring_number = next_ring_number++;
+	ring->kept_subid = InvalidSubTransactionId;
 
 	ring->segment = dsm_create(segment_size, 0);
+	ring->handle = dsm_segment_handle(ring->segment);
 	toc = shm_toc_create(TEST_SHM_MQ_MAGIC,
 						 dsm_segment_address(ring->segment), segment_size);
 	ring->toc = toc;
@@ -220,9 +236,12 @@ test_shm_mq_ring_create(int64 queue_size, int nworkers,
 	SpinLockInit(&header->mutex);
 	header->workers_total = nworkers;
 	header->leader = MyProc;
+	header->leader_pid = MyProcPid;
+	header->ring_number = ring->ring_number;
 	header->wait_strategy = strategy;
-	header->spin_budget_us = test_shm_mq_spin_budget_us;
+	header->spin_budget_us = ring->spin_budget_us;
 	pg_atomic_init_u32(&header->state, TEST_SHM_MQ_RING_OPEN);
+	header->keep_until = 0;
 	header->workers_ready = 0;
 	memset(header->workers, 0,
 		   mul_size(nworkers, sizeof(test_shm_mq_worker_slot)));
@@ -270,47 +289,140 @@ test_shm_mq_ring_create(int64 queue_size, int nworkers,
 void
 test_shm_mq_ring_start(test_shm_mq_ring *ring)
 {
+	MemoryContext oldcontext;
+
+	/* The workers' handles live as long as the ring, kept or not. */
+	oldcontext = MemoryContextSwitchTo(ring->context);
+	ring->workers = palloc0(mul_size(ring->nworkers,
+									 sizeof(BackgroundWorkerHandle *)));
+	on_dsm_detach(ring->segment, release_workers, PointerGetDatum(ring));
+	register_workers(ring);
+	MemoryContextSwitchTo(oldcontext);
+
+	test_shm_mq_ring_attach_queues(ring);
+	wait_for_workers_ready(ring);
+}
+
+/*
+ * Attach the leader's queues for one call, in the ring's call context, and
+ * get ready to wait on them.
+ *
+ * They are attached with the workers' handles, so that a worker that dies,
+ * before it has attached its end or after, shows up as a detached queue
+ * rather than a hang.  They are not attached to the segment: see the top of
+ * this file.
+ */
+void
+test_shm_mq_ring_attach_queues(test_shm_mq_ring *ring)
+{
 	int			nworkers = ring->nworkers;
 	MemoryContext oldcontext;
 	int			worker;
 
-	oldcontext = MemoryContextSwitchTo(ring->context);
+	oldcontext = MemoryContextSwitchTo(ring->call_context);
 
-	ring->workers = palloc0(mul_size(nworkers, sizeof(BackgroundWorkerHandle *)));
-	ring->error_queues = palloc0(mul_size(nworkers, sizeof(shm_mq_handle *)));
-
-	/*
-	 * Registered before the queues are attached, so that it runs after their
-	 * own detach callbacks: by then every queue of ours reads as detached.
-	 */
-	on_dsm_detach(ring->segment, release_workers, PointerGetDatum(ring));
-	register_workers(ring);
-
-	/*
-	 * Attach with the workers' handles, so that a worker that dies before
-	 * attaching its end shows up as a detached queue rather than a hang.
-	 */
 	ring->send_queue =
 		shm_mq_attach(shm_toc_lookup(ring->toc, TEST_SHM_MQ_KEY_DATA_QUEUE(0),
 									 false),
-					  ring->segment,
-					  nworkers > 0 ? ring->workers[0] : NULL);
+					  NULL, nworkers > 0 ? ring->workers[0] : NULL);
 	ring->receive_queue =
 		shm_mq_attach(shm_toc_lookup(ring->toc,
 									 TEST_SHM_MQ_KEY_DATA_QUEUE(nworkers),
 									 false),
-					  ring->segment,
-					  nworkers > 0 ? ring->workers[nworkers - 1] : NULL);
+					  NULL, nworkers > 0 ? ring->workers[nworkers - 1] : NULL);
+	ring->error_queues = palloc0(mul_size(nworkers, sizeof(shm_mq_handle *)));
 	for (worker = 1; worker <= nworkers; worker++)
 		ring->error_queues[worker - 1] =
 			shm_mq_attach(shm_toc_lookup(ring->toc,
 										 TEST_SHM_MQ_KEY_ERROR_QUEUE(nworkers, worker),
 										 false),
-						  ring->segment, ring->workers[worker - 1]);
+						  NULL, ring->workers[worker - 1]);
 
 	MemoryContextSwitchTo(oldcontext);
 
-	wait_for_workers_ready(ring);
+	test_shm_mq_waiter_init(&ring->waiter, ring->strategy,
+							ring->spin_budget_us, nworkers + 1);
+}
+
+/*
+ * Attach the leader again to a kept ring's segment, by its handle.
+ *
+ * Returns false, attached to nothing, if the segment is gone (its workers
+ * have all left) or the handle now names another segment.  Otherwise the
+ * segment belongs to the current resource owner and, as after
+ * test_shm_mq_ring_start(), detaching it takes the workers down; the queues
+ * are not attached yet.
+ */
+bool
+test_shm_mq_ring_attach(test_shm_mq_ring *ring)
+{
+	dsm_segment *segment;
+	shm_toc    *toc;
+	test_shm_mq_header *header;
+
+	Assert(ring->segment == NULL);
+
+	segment = dsm_attach(ring->handle);
+	if (segment == NULL)
+		return false;
+	toc = shm_toc_attach(TEST_SHM_MQ_MAGIC, dsm_segment_address(segment));
+	header = toc != NULL ?
+		shm_toc_lookup(toc, TEST_SHM_MQ_KEY_HEADER, true) : NULL;
+	if (header == NULL || header->leader_pid != MyProcPid ||
+		header->ring_number != ring->ring_number)
+	{
+		dsm_detach(segment);
+		return false;
+	}
+
+	ring->segment = segment;
+	ring->toc = toc;
+	ring->header = header;
+	on_dsm_detach(segment, release_workers, PointerGetDatum(ring));
+	return true;
+}
+
+/*
+ * Get a ring ready to be kept after a successful call.  Returns false if it
+ * cannot be: a message is waiting that the call did not take.
+ *
+ * shm_mq makes what a receiver has read known to the sender only lazily, at
+ * the receiver's next receive; a receive that finds the queue empty does it.
+ * The leader's handles go when it detaches, and the next call's would read
+ * again what the last one left unacknowledged, so make those receives now:
+ * on the data queue, and, forwarding any notice, on the error queues.
+ */
+bool
+test_shm_mq_ring_quiesce(test_shm_mq_ring *ring)
+{
+	Size		nbytes;
+	void	   *data;
+
+	test_shm_mq_forward_worker_errors(ring);
+	return shm_mq_receive(ring->receive_queue, &nbytes, &data, true) ==
+		SHM_MQ_WOULD_BLOCK;
+}
+
+/*
+ * Detach the leader from a ring it keeps, leaving the workers and the
+ * segment to each other: the inverse of test_shm_mq_ring_attach() and
+ * test_shm_mq_ring_attach_queues().  test_shm_mq_ring_quiesce() must have
+ * said yes.
+ */
+void
+test_shm_mq_ring_detach(test_shm_mq_ring *ring)
+{
+	cancel_on_dsm_detach(ring->segment, release_workers,
+						 PointerGetDatum(ring));
+	MemoryContextReset(ring->call_context);
+	ring->send_queue = NULL;
+	ring->receive_queue = NULL;
+	ring->error_queues = NULL;
+
+	dsm_detach(ring->segment);
+	ring->segment = NULL;
+	ring->toc = NULL;
+	ring->header = NULL;
 }
 
 /*
@@ -562,16 +674,44 @@ close_ring(test_shm_mq_ring *ring)
 
 		if (ring->workers[worker] == NULL)
 			continue;
-
-		SpinLockAcquire(&ring->header->mutex);
-		proc = ring->header->workers[worker].proc;
-		SpinLockRelease(&ring->header->mutex);
-
+		proc = worker_proc(ring, worker);
 		if (proc != NULL)
 			SetLatch(&proc->procLatch);
 		else
 			TerminateBackgroundWorker(ring->workers[worker]);
 	}
+}
+
+/*
+ * Wake every worker that has joined the ring, to look at its state.
+ */
+void
+test_shm_mq_ring_wake_workers(test_shm_mq_ring *ring)
+{
+	int			worker;
+
+	for (worker = 0; worker < ring->nworkers; worker++)
+	{
+		PGPROC	   *proc = worker_proc(ring, worker);
+
+		if (proc != NULL)
+			SetLatch(&proc->procLatch);
+	}
+}
+
+/*
+ * The PGPROC of a worker (numbered from 0 here), or NULL if it has not
+ * joined the ring.
+ */
+static PGPROC *
+worker_proc(test_shm_mq_ring *ring, int worker)
+{
+	PGPROC	   *proc;
+
+	SpinLockAcquire(&ring->header->mutex);
+	proc = ring->header->workers[worker].proc;
+	SpinLockRelease(&ring->header->mutex);
+	return proc;
 }
 
 /*
@@ -668,19 +808,40 @@ wait_for_workers_to_exit(test_shm_mq_ring *ring)
 }
 
 /*
- * Take a ring down after success, and free the leader's memory.
+ * Take a ring down and free the leader's memory: after a successful call, or
+ * when a kept ring is given up.
  *
  * Detaching the segment runs release_workers(), so on return every worker
- * has exited.  Interrupts are held meanwhile: the wait is short and bounded,
- * and an interrupt in the middle of it would leave the workers to an abort
- * that no longer knows them.
+ * has exited.  The leader of a kept ring first attaches again to close it;
+ * if the segment is already gone, its workers have left it or are leaving,
+ * and only their exits are waited for.  That attachment belongs to no
+ * resource owner, since this may run while a transaction aborts or the
+ * backend exits.  Interrupts are held throughout: the wait is short and
+ * bounded, and an interrupt in the middle of it would leave the workers to
+ * an abort that no longer knows them.
  */
 void
 test_shm_mq_ring_release(test_shm_mq_ring *ring)
 {
 	HOLD_INTERRUPTS();
-	dsm_detach(ring->segment);
-	ring->segment = NULL;
+
+	if (ring->segment == NULL && ring->workers != NULL)
+	{
+		ResourceOwner oldowner = CurrentResourceOwner;
+		bool		attached;
+
+		CurrentResourceOwner = NULL;
+		attached = test_shm_mq_ring_attach(ring);
+		CurrentResourceOwner = oldowner;
+		if (!attached)
+			wait_for_workers_to_exit(ring);
+	}
+	if (ring->segment != NULL)
+	{
+		dsm_detach(ring->segment);
+		ring->segment = NULL;
+	}
+
 	RESUME_INTERRUPTS();
 
 	MemoryContextDelete(ring->context);

@@ -3,10 +3,13 @@
  * test_shm_mq.c
  *		SQL functions that send a message round a ring of workers:
  *		test_shm_mq() one trip at a time, test_shm_mq_pipelined() with many
- *		copies in flight.
+ *		copies in flight; and test_shm_mq_release_ring(), which takes down
+ *		the ring they may have kept.
  *
- * Both keep the names, arguments and behaviour of PostgreSQL's own
+ * The first two keep the names, arguments and behaviour of PostgreSQL's own
  * src/test/modules/test_shm_mq, so either module can stand in for the other.
+ * With test_shm_mq_ext.ring_keepalive set, a call may use the ring the
+ * previous one kept, and keep it in turn.
  *
  * IDENTIFICATION
  *		src/test_shm_mq.c
@@ -21,6 +24,7 @@
 
 PG_FUNCTION_INFO_V1(test_shm_mq);
 PG_FUNCTION_INFO_V1(test_shm_mq_pipelined);
+PG_FUNCTION_INFO_V1(test_shm_mq_release_ring);
 
 /*
  * test_shm_mq(queue_size int8, message text, repeat_count int4,
@@ -41,12 +45,11 @@ test_shm_mq(PG_FUNCTION_ARGS)
 	test_shm_mq_check_repeat_count(repeat_count);
 	test_shm_mq_check_worker_count(nworkers, 1);
 
-	ring = test_shm_mq_ring_create(queue_size, nworkers,
-								   test_shm_mq_default_wait_strategy);
-	test_shm_mq_ring_start(ring);
+	ring = test_shm_mq_ring_acquire(queue_size, nworkers,
+									test_shm_mq_default_wait_strategy);
 	test_shm_mq_ping_pong(ring, VARSIZE_ANY_EXHDR(message),
 						  VARDATA_ANY(message), repeat_count);
-	test_shm_mq_ring_release(ring);
+	test_shm_mq_ring_done(ring);
 
 	PG_RETURN_VOID();
 }
@@ -70,12 +73,23 @@ test_shm_mq_pipelined(PG_FUNCTION_ARGS)
 	test_shm_mq_check_repeat_count(repeat_count);
 	test_shm_mq_check_worker_count(nworkers, 0);
 
-	ring = test_shm_mq_ring_create(queue_size, nworkers,
-								   test_shm_mq_default_wait_strategy);
-	test_shm_mq_ring_start(ring);
+	ring = test_shm_mq_ring_acquire(queue_size, nworkers,
+									test_shm_mq_default_wait_strategy);
 	test_shm_mq_pipeline(ring, VARSIZE_ANY_EXHDR(message),
 						 VARDATA_ANY(message), repeat_count, verify);
-	test_shm_mq_ring_release(ring);
+	test_shm_mq_ring_done(ring);
 
 	PG_RETURN_VOID();
+}
+
+/*
+ * test_shm_mq_release_ring() returns bool
+ *
+ * Takes down the ring this session keeps, if any, and says whether there
+ * was one.
+ */
+Datum
+test_shm_mq_release_ring(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(test_shm_mq_release_kept_ring());
 }

@@ -23,6 +23,7 @@
 #include "postmaster/bgworker.h"
 #include "storage/proc.h"
 #include "storage/spin.h"
+#include "utils/timestamp.h"
 
 #include "compat.h"
 
@@ -59,12 +60,19 @@ typedef enum test_shm_mq_wait_strategy
 } test_shm_mq_wait_strategy;
 
 /*
- * Where a ring is in its life, in test_shm_mq_header.state.  Workers leave
- * as soon as they see TEST_SHM_MQ_RING_CLOSED, and do not start relaying if
- * they see it first.
+ * Where a ring is in its life, in test_shm_mq_header.state.
+ *
+ * A ring is OPEN while it is set up and while a call uses it.  With
+ * test_shm_mq_ext.ring_keepalive set, a successful call leaves it KEPT: the
+ * leader detaches, and the workers sleep until keep_until.  The leader's next
+ * call of the same shape attaches again and opens it; if none comes in time,
+ * the first worker to wake after keep_until closes it.  Workers leave as soon
+ * as they see the ring CLOSED, and do not start relaying if they see it
+ * first.  Only OPEN -> KEPT -> OPEN can happen more than once.
  */
 #define TEST_SHM_MQ_RING_OPEN		0	/* being set up, or carrying a call */
-#define TEST_SHM_MQ_RING_CLOSED		1	/* the leader is taking it down */
+#define TEST_SHM_MQ_RING_KEPT		1	/* idle between calls, until keep_until */
+#define TEST_SHM_MQ_RING_CLOSED		2	/* taken down: workers leave */
 
 /* What the ring keeps about each of its workers. */
 typedef struct test_shm_mq_worker_slot
@@ -78,23 +86,29 @@ typedef struct test_shm_mq_worker_slot
  * The header at TEST_SHM_MQ_KEY_HEADER.
  *
  * The leader fills in every field before registering the first worker; after
- * that only state, workers_ready and workers[] change.  Each worker writes
- * its own slot and counts itself ready; only the leader changes state.  All
- * writes are made holding mutex.  state is atomic so that a worker can look
- * at it without the lock after each wait; what it decides on, it reads again
- * under the lock.
+ * that only state, keep_until, workers_ready and workers[] change.  Each
+ * worker writes its own slot and counts itself ready; the leader moves the
+ * ring between states, and a worker may close a kept ring whose keep_until
+ * has passed.  All writes are made holding mutex.  state is atomic so that a
+ * worker can look at it without the lock after each wait; what it decides
+ * on, it reads again under the lock.
  */
 typedef struct test_shm_mq_header
 {
 	/* Read-only once workers start. */
 	int			workers_total;	/* N, the number of workers in the ring */
 	PGPROC	   *leader;			/* whose latch a worker sets when ready */
+	pid_t		leader_pid;		/* with ring_number, tells a leader that
+								 * attaches again by handle that the segment
+								 * is still its ring's */
+	uint64		ring_number;	/* counts the leader's rings */
 	test_shm_mq_wait_strategy wait_strategy;	/* how workers wait */
 	int			spin_budget_us; /* adaptive: how long to poll before sleeping */
 
 	/* Written holding mutex. */
 	slock_t		mutex;
 	pg_atomic_uint32 state;		/* TEST_SHM_MQ_RING_* */
+	TimestampTz keep_until;		/* while KEPT: when workers may close it */
 	int			workers_ready;	/* workers that attached all their queues */
 	test_shm_mq_worker_slot workers[FLEXIBLE_ARRAY_MEMBER]; /* by worker
 															 * number - 1 */
@@ -116,6 +130,7 @@ StaticAssertDecl(sizeof(test_shm_mq_worker_args) <= BGW_EXTRALEN,
 				 "worker arguments must fit in bgw_extra");
 
 /* Settings (module.c). */
+extern int test_shm_mq_ring_keepalive;
 extern int test_shm_mq_worker_slot_wait;
 extern int test_shm_mq_default_wait_strategy;
 extern int test_shm_mq_spin_budget_us;

@@ -15,6 +15,10 @@
  * worker.  A worker that starts after its leader has given up finds the ring
  * closed, or its segment gone, and leaves the same way: that is no error.
  *
+ * Between the calls of a kept ring a worker is idle, as pg_stat_activity
+ * shows, and sleeps until the next call's first message reaches it, or until
+ * the keepalive has passed; then it closes the ring itself and leaves.
+ *
  * IDENTIFICATION
  *		src/worker.c
  *
@@ -49,6 +53,7 @@ typedef struct relay_state
 	test_shm_mq_waiter waiter;
 	bool		batch;			/* hold small messages back, see
 								 * relay_messages() */
+	bool		idle;			/* reported idle, the ring being kept */
 } relay_state;
 
 pg_noreturn static void leave_ring(dsm_segment *segment, int worker_number,
@@ -56,6 +61,7 @@ pg_noreturn static void leave_ring(dsm_segment *segment, int worker_number,
 static bool join_ring(test_shm_mq_header *header, int worker_number);
 static bool ring_closed(test_shm_mq_header *header);
 static bool wait_for_peer(relay_state *relay);
+static bool wait_while_kept(relay_state *relay);
 static void relay_messages(relay_state *relay);
 static bool forward_message(relay_state *relay, Size nbytes,
 							const void *data, bool flush);
@@ -136,6 +142,7 @@ test_shm_mq_ext_worker_main(Datum main_arg)
 	pgstat_report_activity(STATE_RUNNING, NULL);
 	relay.header = header;
 	relay.batch = test_shm_mq_batching(header->wait_strategy);
+	relay.idle = false;
 	test_shm_mq_waiter_init(&relay.waiter, header->wait_strategy,
 							header->spin_budget_us, nworkers + 1);
 	relay_messages(&relay);
@@ -173,7 +180,7 @@ join_ring(test_shm_mq_header *header, int worker_number)
 	bool		open;
 
 	SpinLockAcquire(&header->mutex);
-	open = pg_atomic_read_u32(&header->state) != TEST_SHM_MQ_RING_CLOSED;
+	open = pg_atomic_read_u32(&header->state) == TEST_SHM_MQ_RING_OPEN;
 	if (open)
 	{
 		header->workers[worker_number - 1].pid = MyProcPid;
@@ -195,13 +202,66 @@ ring_closed(test_shm_mq_header *header)
 
 /*
  * Wait for a neighbour to make progress possible.  Returns false once the
- * ring is closed: the leader woke us to leave.
+ * ring is closed: the leader woke us to leave, or, kept, it expired.
  */
 static bool
 wait_for_peer(relay_state *relay)
 {
+	switch (pg_atomic_read_u32(&relay->header->state))
+	{
+		case TEST_SHM_MQ_RING_KEPT:
+			return wait_while_kept(relay);
+		case TEST_SHM_MQ_RING_CLOSED:
+			return false;
+	}
 	(void) test_shm_mq_wait(&relay->waiter);
 	return !ring_closed(relay->header);
+}
+
+/*
+ * Sleep while the ring is kept between calls: until a call's first message
+ * wakes us, the leader closes the ring, or keep_until passes.  Returns false
+ * if the ring is closed, by us once keep_until has passed.
+ *
+ * The leader claims a kept ring under the same lock, so it finds the ring
+ * either still kept, and the workers staying, or closed, and builds another.
+ */
+static bool
+wait_while_kept(relay_state *relay)
+{
+	test_shm_mq_header *header = relay->header;
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz keep_until;
+	uint32		state;
+
+	SpinLockAcquire(&header->mutex);
+	state = pg_atomic_read_u32(&header->state);
+	keep_until = header->keep_until;
+	if (state == TEST_SHM_MQ_RING_KEPT && now >= keep_until)
+	{
+		state = TEST_SHM_MQ_RING_CLOSED;
+		pg_atomic_write_u32(&header->state, state);
+	}
+	SpinLockRelease(&header->mutex);
+
+	if (state == TEST_SHM_MQ_RING_CLOSED)
+		return false;
+	if (state != TEST_SHM_MQ_RING_KEPT)
+		return true;			/* claimed meanwhile: look again */
+
+	if (!relay->idle)
+	{
+		pgstat_report_activity(STATE_IDLE, NULL);
+		relay->idle = true;
+	}
+
+	/* Round up, so as to wake no earlier than keep_until. */
+	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					 (long) ((keep_until - now + 999) / 1000),
+					 PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+	return !ring_closed(header);
 }
 
 /*
@@ -251,6 +311,11 @@ relay_messages(relay_state *relay)
 			continue;
 		}
 		test_shm_mq_waiter_progress(&relay->waiter);
+		if (relay->idle)
+		{
+			pgstat_report_activity(STATE_RUNNING, NULL);
+			relay->idle = false;
+		}
 
 		/* Another message follows the held one, so it needs no flush. */
 		if (have_held && !forward_message(relay, held_bytes, held, false))

@@ -21,11 +21,14 @@
 #include "lib/stringinfo.h"
 #include "libpq/pqformat.h"
 #include "libpq/pqmq.h"
+#include "postmaster/bgworker.h"
 
 #include "ring.h"
 
-static void forward_message(test_shm_mq_ring *ring, int worker_number,
-							const char *data, Size nbytes);
+static bool receive_report(test_shm_mq_ring *ring, int worker_number,
+						   ErrorData *edata);
+static void rethrow_report(test_shm_mq_ring *ring, int worker_number,
+						   ErrorData *edata);
 static char *worker_context(test_shm_mq_ring *ring, int worker_number);
 
 /*
@@ -43,42 +46,72 @@ test_shm_mq_forward_worker_errors(test_shm_mq_ring *ring)
 
 	for (worker = 1; worker <= ring->nworkers; worker++)
 	{
-		for (;;)
-		{
-			shm_mq_handle *mqh = ring->error_queues[worker - 1];
-			shm_mq_result res;
-			Size		nbytes;
-			void	   *data;
+		ErrorData	edata;
 
-			if (mqh == NULL)
-				break;
-
-			res = shm_mq_receive(mqh, &nbytes, &data, true);
-			if (res == SHM_MQ_WOULD_BLOCK)
-				break;
-			if (res == SHM_MQ_DETACHED)
-			{
-				/* The worker is gone, and has said all it will say. */
-				shm_mq_detach(mqh);
-				ring->error_queues[worker - 1] = NULL;
-				break;
-			}
-			forward_message(ring, worker, data, nbytes);
-		}
+		while (receive_report(ring, worker, &edata))
+			rethrow_report(ring, worker, &edata);
 	}
 }
 
 /*
- * Rethrow one message from a worker's error queue.
+ * Find out whether a kept ring lost a worker while it was idle.
+ *
+ * Returns NULL if every worker is still running and none has reported an
+ * error; otherwise a sentence saying what became of the first that is gone,
+ * in its own words if it sent any.  Notices and warnings pass through.
  */
-static void
-forward_message(test_shm_mq_ring *ring, int worker_number,
-				const char *data, Size nbytes)
+char *
+test_shm_mq_kept_ring_loss(test_shm_mq_ring *ring)
 {
+	int			worker;
+
+	for (worker = 1; worker <= ring->nworkers; worker++)
+	{
+		ErrorData	edata;
+		pid_t		pid;
+
+		while (receive_report(ring, worker, &edata))
+		{
+			if (edata.elevel >= ERROR)
+				return psprintf(_("Worker %d of %d reported: %s."),
+								worker, ring->nworkers, edata.message);
+			rethrow_report(ring, worker, &edata);
+		}
+		if (GetBackgroundWorkerPid(ring->workers[worker - 1], &pid) !=
+			BGWH_STARTED)
+			return psprintf(_("Worker %d of %d exited without reporting an error."),
+							worker, ring->nworkers);
+	}
+	return NULL;
+}
+
+/*
+ * Receive the next report waiting in a worker's error queue, parsed into
+ * edata.  Returns false if none is waiting, or the queue has detached.
+ */
+static bool
+receive_report(test_shm_mq_ring *ring, int worker_number, ErrorData *edata)
+{
+	shm_mq_handle *mqh = ring->error_queues[worker_number - 1];
+	shm_mq_result res;
 	StringInfoData msg;
-	ErrorData	edata;
+	Size		nbytes;
+	void	   *data;
 	char		msgtype;
-	char	   *context;
+
+	if (mqh == NULL)
+		return false;
+
+	res = shm_mq_receive(mqh, &nbytes, &data, true);
+	if (res == SHM_MQ_WOULD_BLOCK)
+		return false;
+	if (res == SHM_MQ_DETACHED)
+	{
+		/* The worker is gone, and has said all it will say. */
+		shm_mq_detach(mqh);
+		ring->error_queues[worker_number - 1] = NULL;
+		return false;
+	}
 
 	initStringInfo(&msg);
 	appendBinaryStringInfo(&msg, data, nbytes);
@@ -86,34 +119,41 @@ forward_message(test_shm_mq_ring *ring, int worker_number,
 	if (msgtype != 'E' && msgtype != 'N')
 		elog(ERROR, "unexpected message type \"%c\" from test_shm_mq_ext worker %d",
 			 msgtype, worker_number);
-	pq_parse_errornotice(&msg, &edata);
+	pq_parse_errornotice(&msg, edata);
+	pfree(msg.data);
 
 	/* A worker's FATAL ends the worker; for the leader it ends the call. */
-	edata.elevel = Min(edata.elevel, ERROR);
+	edata->elevel = Min(edata->elevel, ERROR);
+	return true;
+}
 
-	context = worker_context(ring, worker_number);
+/*
+ * Throw a worker's report again in the leader, naming the worker.  Returns
+ * only for notices and warnings.
+ */
+static void
+rethrow_report(test_shm_mq_ring *ring, int worker_number, ErrorData *edata)
+{
+	char	   *context = worker_context(ring, worker_number);
 
-	if (edata.elevel >= ERROR && !ring->workers_ready)
+	if (edata->elevel >= ERROR && !ring->workers_ready)
 		ereport(ERROR,
-				(errcode(edata.sqlerrcode),
+				(errcode(edata->sqlerrcode),
 				 errmsg("one or more workers failed to start"),
-				 edata.detail ?
+				 edata->detail ?
 				 errdetail("Worker %d of %d reported: %s. %s",
-						   worker_number, ring->nworkers, edata.message,
-						   edata.detail) :
+						   worker_number, ring->nworkers, edata->message,
+						   edata->detail) :
 				 errdetail("Worker %d of %d reported: %s.",
-						   worker_number, ring->nworkers, edata.message),
-				 edata.hint ? errhint("%s", edata.hint) : 0,
+						   worker_number, ring->nworkers, edata->message),
+				 edata->hint ? errhint("%s", edata->hint) : 0,
 				 errcontext("%s", context)));
 
-	if (edata.context)
-		edata.context = psprintf("%s\n%s", edata.context, context);
+	if (edata->context)
+		edata->context = psprintf("%s\n%s", edata->context, context);
 	else
-		edata.context = context;
-	ThrowErrorData(&edata);
-
-	/* Only notices and warnings come back here. */
-	pfree(msg.data);
+		edata->context = context;
+	ThrowErrorData(edata);
 }
 
 /*

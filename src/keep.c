@@ -1,0 +1,279 @@
+/*-------------------------------------------------------------------------
+ *
+ * keep.c
+ *		Keeping a ring between calls.  With test_shm_mq_ext.ring_keepalive
+ *		set, a successful call leaves its ring up, and the session's next call
+ *		of the same shape uses it again instead of building a new one.
+ *
+ * A session keeps at most one ring.  While kept, the ring is held by its
+ * workers alone: the leader detaches from the segment, and the ring's memory
+ * moves from the transaction to the session.  The workers sleep until the
+ * keepalive has passed; then the first to wake closes the ring and all leave,
+ * and the last to detach destroys the segment.  So an expired ring leaves
+ * nothing behind, even while its session sits idle.
+ *
+ * A call claims a kept ring by attaching again and moving it from KEPT to
+ * OPEN under the header's lock, which a worker also holds to close it: the
+ * ring is either claimed or closed, never both.  A ring found closed, or
+ * gone, is replaced quietly; one that lost a worker while it was idle is
+ * replaced with a NOTICE saying what became of the worker.  From the claim
+ * on, the ring belongs to the call exactly as a new one does, so an error or
+ * cancel during the call takes it down the same way.
+ *
+ * The kept ring is also taken down by a call of another shape, or one made
+ * with ring_keepalive at 0; by the rollback of the (sub)transaction that last
+ * used it; by test_shm_mq_release_ring(); and by the end of the session.
+ *
+ * IDENTIFICATION
+ *		src/keep.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "storage/ipc.h"
+#include "utils/memutils.h"
+
+#include "ring.h"
+
+/* The ring this session keeps between calls, if any. */
+static test_shm_mq_ring *kept_ring = NULL;
+
+static bool callbacks_registered = false;
+
+static bool same_shape(test_shm_mq_ring *ring, int64 queue_size,
+					   int nworkers, test_shm_mq_wait_strategy strategy);
+static bool claim_ring(test_shm_mq_ring *ring);
+static void keep_ring(test_shm_mq_ring *ring);
+static void kept_ring_xact_callback(XactEvent event, void *arg);
+static void kept_ring_subxact_callback(SubXactEvent event,
+									   SubTransactionId subid,
+									   SubTransactionId parent_subid,
+									   void *arg);
+static void kept_ring_at_exit(int code, Datum arg);
+
+/*
+ * A ring for one call: the kept ring, if it has the call's shape and is still
+ * there, otherwise a new one, started.  End the call with
+ * test_shm_mq_ring_done() on success; on error, the (sub)transaction's
+ * cleanup takes the ring down.
+ */
+test_shm_mq_ring *
+test_shm_mq_ring_acquire(int64 queue_size, int nworkers,
+						 test_shm_mq_wait_strategy strategy)
+{
+	test_shm_mq_ring *ring;
+
+	/* A call with a bad queue size must not cost the session its ring. */
+	(void) test_shm_mq_segment_size(queue_size, nworkers);
+
+	if (kept_ring != NULL)
+	{
+		ring = kept_ring;
+		kept_ring = NULL;
+
+		/* The call owns it from here: an error frees it. */
+		MemoryContextSetParent(ring->context, CurTransactionContext);
+		ring->kept_subid = InvalidSubTransactionId;
+
+		if (test_shm_mq_ring_keepalive > 0 &&
+			same_shape(ring, queue_size, nworkers, strategy))
+		{
+			if (claim_ring(ring))
+				return ring;
+		}
+		else
+			test_shm_mq_ring_release(ring);
+	}
+
+	ring = test_shm_mq_ring_create(queue_size, nworkers, strategy);
+	test_shm_mq_ring_start(ring);
+	return ring;
+}
+
+/*
+ * End a successful call: keep its ring if test_shm_mq_ext.ring_keepalive
+ * says so, otherwise take it down.  A ring without workers is never kept,
+ * since nothing but the leader holds its segment; nor is one with a message
+ * left over, which the next call would take for its own.
+ */
+void
+test_shm_mq_ring_done(test_shm_mq_ring *ring)
+{
+	if (test_shm_mq_ring_keepalive > 0 && ring->nworkers > 0 &&
+		test_shm_mq_ring_quiesce(ring))
+		keep_ring(ring);
+	else
+		test_shm_mq_ring_release(ring);
+}
+
+/*
+ * Take the kept ring down now, if there is one; returns whether there was.
+ */
+bool
+test_shm_mq_release_kept_ring(void)
+{
+	test_shm_mq_ring *ring = kept_ring;
+
+	if (ring == NULL)
+		return false;
+	kept_ring = NULL;
+	test_shm_mq_ring_release(ring);
+	return true;
+}
+
+/*
+ * Can a call of this shape use the ring?  The wait strategy and the polling
+ * budget count too, since the workers read them when they start.
+ */
+static bool
+same_shape(test_shm_mq_ring *ring, int64 queue_size, int nworkers,
+		   test_shm_mq_wait_strategy strategy)
+{
+	return ring->queue_size == (Size) queue_size &&
+		ring->nworkers == nworkers &&
+		ring->strategy == strategy &&
+		ring->spin_budget_us == test_shm_mq_spin_budget_us;
+}
+
+/*
+ * Claim a kept ring for a call.  Returns false, having taken the ring down,
+ * if it expired or lost a worker while idle.
+ */
+static bool
+claim_ring(test_shm_mq_ring *ring)
+{
+	test_shm_mq_header *header;
+	bool		claimed;
+	char	   *loss;
+
+	if (!test_shm_mq_ring_attach(ring))
+	{
+		/* Its workers closed it and left, or are leaving. */
+		test_shm_mq_ring_release(ring);
+		return false;
+	}
+
+	header = ring->header;
+	SpinLockAcquire(&header->mutex);
+	claimed = pg_atomic_read_u32(&header->state) == TEST_SHM_MQ_RING_KEPT;
+	if (claimed)
+		pg_atomic_write_u32(&header->state, TEST_SHM_MQ_RING_OPEN);
+	SpinLockRelease(&header->mutex);
+	if (!claimed)
+	{
+		test_shm_mq_ring_release(ring);
+		return false;
+	}
+
+	test_shm_mq_ring_attach_queues(ring);
+	loss = test_shm_mq_kept_ring_loss(ring);
+	if (loss != NULL)
+	{
+		ereport(NOTICE,
+				(errmsg_plural("kept ring of %d worker was lost, starting a new one",
+							   "kept ring of %d workers was lost, starting a new one",
+							   ring->nworkers, ring->nworkers),
+				 errdetail_internal("%s", loss)));
+		test_shm_mq_ring_release(ring);
+		return false;
+	}
+
+	return true;
+}
+
+/*
+ * Keep a ring after a successful call: mark it kept until the keepalive has
+ * passed, wake the workers so that they go idle and start counting, and
+ * leave it to them.
+ */
+static void
+keep_ring(test_shm_mq_ring *ring)
+{
+	TimestampTz keep_until;
+
+	/* Only one call at a time can hold a ring; see test_shm_mq_ring_acquire. */
+	Assert(kept_ring == NULL);
+
+	keep_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+											 test_shm_mq_ring_keepalive);
+	SpinLockAcquire(&ring->header->mutex);
+	ring->header->keep_until = keep_until;
+	pg_atomic_write_u32(&ring->header->state, TEST_SHM_MQ_RING_KEPT);
+	SpinLockRelease(&ring->header->mutex);
+	test_shm_mq_ring_wake_workers(ring);
+
+	test_shm_mq_ring_detach(ring);
+	MemoryContextSetParent(ring->context, TopMemoryContext);
+	ring->kept_subid = GetCurrentSubTransactionId();
+
+	if (!callbacks_registered)
+	{
+		RegisterXactCallback(kept_ring_xact_callback, NULL);
+		RegisterSubXactCallback(kept_ring_subxact_callback, NULL);
+		before_shmem_exit(kept_ring_at_exit, (Datum) 0);
+		callbacks_registered = true;
+	}
+	kept_ring = ring;
+}
+
+/*
+ * Transaction callback: a rollback takes down a ring kept during the
+ * transaction; a commit hands it to the session, beyond any later rollback.
+ */
+static void
+kept_ring_xact_callback(XactEvent event, void *arg)
+{
+	if (kept_ring == NULL ||
+		kept_ring->kept_subid == InvalidSubTransactionId)
+		return;
+
+	switch (event)
+	{
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			(void) test_shm_mq_release_kept_ring();
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PREPARE:
+			kept_ring->kept_subid = InvalidSubTransactionId;
+			break;
+		default:
+			break;
+	}
+}
+
+/*
+ * Subtransaction callback: rolling back to a savepoint takes down a ring
+ * kept since; releasing the savepoint hands it to the parent.
+ */
+static void
+kept_ring_subxact_callback(SubXactEvent event, SubTransactionId subid,
+						   SubTransactionId parent_subid, void *arg)
+{
+	if (kept_ring == NULL || kept_ring->kept_subid != subid)
+		return;
+
+	switch (event)
+	{
+		case SUBXACT_EVENT_ABORT_SUB:
+			(void) test_shm_mq_release_kept_ring();
+			break;
+		case SUBXACT_EVENT_COMMIT_SUB:
+			kept_ring->kept_subid = parent_subid;
+			break;
+		default:
+			break;
+	}
+}
+
+/*
+ * before_shmem_exit callback: the session is ending, so its ring goes too.
+ */
+static void
+kept_ring_at_exit(int code, Datum arg)
+{
+	(void) test_shm_mq_release_kept_ring();
+}
