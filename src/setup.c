@@ -429,8 +429,8 @@ test_shm_mq_ring_detach(test_shm_mq_ring *ring)
  * Register one dynamic background worker per ring position.
  *
  * Each gets the segment handle as its main argument, its number and the
- * leader's database and user in bgw_extra, and the leader as the process to
- * notify when it starts or stops.
+ * leader's user in bgw_extra, and the leader as the process to notify when
+ * it starts or stops.
  */
 static void
 register_workers(test_shm_mq_ring *ring)
@@ -454,7 +454,6 @@ register_workers(test_shm_mq_ring *ring)
 	worker.bgw_notify_pid = MyProcPid;
 
 	memset(&args, 0, sizeof(args));
-	args.database_id = MyDatabaseId;
 	args.user_id = GetAuthenticatedUserId();
 
 	INSTR_TIME_SET_ZERO(wait_start);

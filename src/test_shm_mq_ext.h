@@ -116,13 +116,12 @@ typedef struct test_shm_mq_header
 
 /*
  * What a worker learns from bgw_extra; bgw_main_arg carries the segment
- * handle.  Workers connect to the leader's database as the leader's
- * authenticated user, so that pg_stat_activity shows whose they are.
+ * handle.  Workers connect, to no database, as the leader's authenticated
+ * user, so that pg_stat_activity shows whose they are.
  */
 typedef struct test_shm_mq_worker_args
 {
 	int			worker_number;	/* 1 to N: the worker's place in the ring */
-	Oid			database_id;
 	Oid			user_id;
 } test_shm_mq_worker_args;
 

@@ -138,8 +138,7 @@ test_shm_mq_waiter_init(test_shm_mq_waiter *waiter,
 bool
 test_shm_mq_wait(test_shm_mq_waiter *waiter)
 {
-	if (waiter->strategy == TEST_SHM_MQ_WAIT_BLOCK || waiter->sleep_next ||
-		waiter->budget_us <= 0)
+	if (test_shm_mq_wait_would_sleep(waiter))
 	{
 		sleep_on_latch();
 		return true;
@@ -183,6 +182,16 @@ test_shm_mq_wait(test_shm_mq_waiter *waiter)
 
 	CHECK_FOR_INTERRUPTS();
 	return false;
+}
+
+/*
+ * Would the next test_shm_mq_wait() sleep on the latch, rather than poll?
+ */
+bool
+test_shm_mq_wait_would_sleep(test_shm_mq_waiter *waiter)
+{
+	return waiter->strategy == TEST_SHM_MQ_WAIT_BLOCK || waiter->sleep_next ||
+		waiter->budget_us <= 0;
 }
 
 /*

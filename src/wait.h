@@ -45,6 +45,7 @@ extern void test_shm_mq_waiter_init(test_shm_mq_waiter *waiter,
 									test_shm_mq_wait_strategy strategy,
 									int spin_budget_us, int nprocesses);
 extern bool test_shm_mq_wait(test_shm_mq_waiter *waiter);
+extern bool test_shm_mq_wait_would_sleep(test_shm_mq_waiter *waiter);
 extern void test_shm_mq_waiter_progress(test_shm_mq_waiter *waiter);
 
 /*

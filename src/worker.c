@@ -15,9 +15,10 @@
  * worker.  A worker that starts after its leader has given up finds the ring
  * closed, or its segment gone, and leaves the same way: that is no error.
  *
- * Between the calls of a kept ring a worker is idle, as pg_stat_activity
- * shows, and sleeps until the next call's first message reaches it, or until
- * the keepalive has passed; then it closes the ring itself and leaves.
+ * Between the calls of a kept ring a worker first polls for what is left of
+ * its adaptive budget, then is idle, as pg_stat_activity shows, and sleeps
+ * until the next call's first message reaches it, or until the keepalive has
+ * passed; then it closes the ring itself and leaves.
  *
  * IDENTIFICATION
  *		src/worker.c
@@ -115,10 +116,12 @@ test_shm_mq_ext_worker_main(Datum main_arg)
 	BackgroundWorkerUnblockSignals();
 
 	/*
-	 * Connect as the leader's user to the leader's database, which puts us in
-	 * pg_stat_activity; the application name says which worker we are.
+	 * Connect as the leader's user, which puts us in pg_stat_activity under
+	 * that role; the application name says which worker we are, and whose.
+	 * A worker reads no catalog, so it connects to no database: that costs
+	 * it half its start-up, and makes its exit lighter too.
 	 */
-	BackgroundWorkerInitializeConnectionByOid(args.database_id, args.user_id,
+	BackgroundWorkerInitializeConnectionByOid(InvalidOid, args.user_id,
 											  TEST_SHM_MQ_CONNECTION_FLAGS);
 	pgstat_report_appname(MyBgworkerEntry->bgw_name);
 	if (ring_closed(header))
@@ -210,7 +213,15 @@ wait_for_peer(relay_state *relay)
 	switch (pg_atomic_read_u32(&relay->header->state))
 	{
 		case TEST_SHM_MQ_RING_KEPT:
-			return wait_while_kept(relay);
+
+			/*
+			 * Poll on for what is left of our budget, so that calls made in
+			 * quick succession find us awake; once we would sleep, we are
+			 * idle.
+			 */
+			if (test_shm_mq_wait_would_sleep(&relay->waiter))
+				return wait_while_kept(relay);
+			break;
 		case TEST_SHM_MQ_RING_CLOSED:
 			return false;
 	}
