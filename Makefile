@@ -14,6 +14,11 @@ OBJS = \
 	src/worker_errors.o
 PGFILEDESC = "test_shm_mq_ext - shm_mq round trips through dynamic background workers"
 
+# The version the module gives on PostgreSQL 18: the extension's own.
+EXTVERSION := $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" test_shm_mq_ext.control)
+PG_CPPFLAGS = -DTEST_SHM_MQ_VERSION='"$(EXTVERSION)"'
+
+
 EXTENSION = test_shm_mq_ext
 DATA = sql/test_shm_mq_ext--1.3.sql \
 	sql/test_shm_mq_ext--1.0.sql \

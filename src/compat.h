@@ -14,9 +14,11 @@
 #ifndef TEST_SHM_MQ_EXT_COMPAT_H
 #define TEST_SHM_MQ_EXT_COMPAT_H
 
+#include "fmgr.h"
 #include "postmaster/bgworker.h"
 #include "storage/shm_mq.h"
 #include "utils/guc.h"
+#include "utils/wait_event.h"
 
 /*
  * PostgreSQL 15 gave shm_mq_send() a force_flush argument; before that every
@@ -52,6 +54,28 @@
 	(BGWORKER_BYPASS_ALLOWCONN | BGWORKER_BYPASS_ROLELOGINCHECK)
 #else
 #define TEST_SHM_MQ_CONNECTION_FLAGS BGWORKER_BYPASS_ALLOWCONN
+#endif
+
+/*
+ * PostgreSQL 17 lets an extension name its wait events, so that
+ * pg_stat_activity.wait_event says what a process waits for; before, every
+ * one of them shows as "Extension".
+ */
+#if PG_VERSION_NUM >= 170000
+#define test_shm_mq_wait_event_new(name) WaitEventExtensionNew(name)
+#else
+#define test_shm_mq_wait_event_new(name) ((void) (name), PG_WAIT_EXTENSION)
+#endif
+
+/*
+ * PostgreSQL 18 lets a module give its name and version, which
+ * pg_get_loaded_modules() shows.
+ */
+#ifdef PG_MODULE_MAGIC_EXT
+#define TEST_SHM_MQ_MODULE_MAGIC \
+	PG_MODULE_MAGIC_EXT(.name = "test_shm_mq_ext", .version = TEST_SHM_MQ_VERSION)
+#else
+#define TEST_SHM_MQ_MODULE_MAGIC PG_MODULE_MAGIC
 #endif
 
 /* PostgreSQL 16 declares the module load callback in fmgr.h. */

@@ -44,12 +44,13 @@ test_shm_mq_check_repeat_count(int repeat_count)
 
 /*
  * Wait for the ring to make progress possible, forwarding worker errors
- * whenever we were woken rather than merely polling.
+ * whenever we were woken rather than merely polling.  event says what we
+ * wait for.
  */
 void
-test_shm_mq_ring_wait(test_shm_mq_ring *ring)
+test_shm_mq_ring_wait(test_shm_mq_ring *ring, test_shm_mq_wait_event event)
 {
-	if (test_shm_mq_wait(&ring->waiter))
+	if (test_shm_mq_wait(&ring->waiter, event))
 		test_shm_mq_forward_worker_errors(ring);
 }
 
@@ -164,7 +165,9 @@ test_shm_mq_pipeline(test_shm_mq_ring *ring, Size message_size,
 		if (progress)
 			test_shm_mq_waiter_progress(&ring->waiter);
 		else
-			test_shm_mq_ring_wait(ring);
+			test_shm_mq_ring_wait(ring, sent < repeat_count ?
+								  TEST_SHM_MQ_WAIT_EVENT_SEND :
+								  TEST_SHM_MQ_WAIT_EVENT_RECEIVE);
 	}
 }
 
@@ -184,7 +187,8 @@ test_shm_mq_idle(test_shm_mq_ring *ring, int milliseconds)
 	{
 		(void) WaitLatch(MyLatch,
 						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 (long) left_ms + 1, PG_WAIT_EXTENSION);
+						 (long) left_ms + 1,
+						 test_shm_mq_wait_event_info(TEST_SHM_MQ_WAIT_EVENT_BENCH_IDLE));
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 		test_shm_mq_forward_worker_errors(ring);
@@ -210,7 +214,7 @@ send_message(test_shm_mq_ring *ring, Size nbytes, const void *data)
 			break;
 		if (res == SHM_MQ_DETACHED)
 			test_shm_mq_ring_broken(ring, true);
-		test_shm_mq_ring_wait(ring);
+		test_shm_mq_ring_wait(ring, TEST_SHM_MQ_WAIT_EVENT_SEND);
 	}
 	test_shm_mq_waiter_progress(&ring->waiter);
 }
@@ -230,7 +234,7 @@ receive_message(test_shm_mq_ring *ring, Size *nbytes, void **data)
 			break;
 		if (res == SHM_MQ_DETACHED)
 			test_shm_mq_ring_broken(ring, false);
-		test_shm_mq_ring_wait(ring);
+		test_shm_mq_ring_wait(ring, TEST_SHM_MQ_WAIT_EVENT_RECEIVE);
 	}
 	test_shm_mq_waiter_progress(&ring->waiter);
 }

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * module.c
- *		Loading test_shm_mq_ext: the module magic and its settings.
+ *		Loading test_shm_mq_ext: the module magic, which on PostgreSQL 18 also
+ *		gives the module's name and version, and its settings.
  *
  * The library is loaded in the leader by the first call of one of its SQL
  * functions and in each worker by the postmaster; both define the settings,
@@ -21,7 +22,7 @@
 
 #include "test_shm_mq_ext.h"
 
-PG_MODULE_MAGIC;
+TEST_SHM_MQ_MODULE_MAGIC;
 
 /* test_shm_mq_ext.ring_keepalive: ms a kept ring waits for the next call */
 int			test_shm_mq_ring_keepalive = 0;

@@ -94,7 +94,8 @@ pg_noreturn extern void test_shm_mq_ring_broken(test_shm_mq_ring *ring,
 
 /* drive.c */
 extern void test_shm_mq_check_repeat_count(int repeat_count);
-extern void test_shm_mq_ring_wait(test_shm_mq_ring *ring);
+extern void test_shm_mq_ring_wait(test_shm_mq_ring *ring,
+								  test_shm_mq_wait_event event);
 extern void test_shm_mq_ping_pong(test_shm_mq_ring *ring, Size message_size,
 								  const char *message, int repeat_count);
 extern void test_shm_mq_pipeline(test_shm_mq_ring *ring, Size message_size,

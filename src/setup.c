@@ -209,6 +209,8 @@ test_shm_mq_ring_create(int64 queue_size, int nworkers,
 	int			queue;
 	int			worker;
 
+	test_shm_mq_init_wait_events();
+
 	context = AllocSetContextCreate(CurTransactionContext,
 									"test_shm_mq_ext ring",
 									ALLOCSET_SMALL_SIZES);
@@ -429,8 +431,8 @@ test_shm_mq_ring_detach(test_shm_mq_ring *ring)
  * Register one dynamic background worker per ring position.
  *
  * Each gets the segment handle as its main argument, its number and the
- * leader's user in bgw_extra, and the leader as the process to notify when
- * it starts or stops.
+ * leader's user in bgw_extra, and the leader as the process to
+ * notify when it starts or stops.
  */
 static void
 register_workers(test_shm_mq_ring *ring)
@@ -558,7 +560,8 @@ wait_for_slot(instr_time *wait_start)
 	sleep_ms = Min(SLOT_POLL_INTERVAL_MS,
 				   (long) (test_shm_mq_worker_slot_wait - waited_ms) + 1);
 	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-					 sleep_ms, PG_WAIT_EXTENSION);
+					 sleep_ms,
+					 test_shm_mq_wait_event_info(TEST_SHM_MQ_WAIT_EVENT_SLOT));
 	ResetLatch(MyLatch);
 	CHECK_FOR_INTERRUPTS();
 	return true;
@@ -616,7 +619,7 @@ wait_for_workers_ready(test_shm_mq_ring *ring)
 		}
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_EXIT_ON_PM_DEATH, -1L,
-						 PG_WAIT_EXTENSION);
+						 test_shm_mq_wait_event_info(TEST_SHM_MQ_WAIT_EVENT_WORKER_STARTUP));
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
@@ -780,7 +783,8 @@ wait_for_workers_to_exit(test_shm_mq_ring *ring)
 					  WORKER_EXIT_GRACE_MS) - elapsed_ms;
 		rc = WaitLatch(MyLatch,
 					   WL_LATCH_SET | WL_TIMEOUT | WL_POSTMASTER_DEATH,
-					   Max(timeout_ms, 1), PG_WAIT_EXTENSION);
+					   Max(timeout_ms, 1),
+					   test_shm_mq_wait_event_info(TEST_SHM_MQ_WAIT_EVENT_WORKER_EXIT));
 		ResetLatch(MyLatch);
 		if (rc & WL_POSTMASTER_DEATH)
 			return;

@@ -69,9 +69,23 @@
 
 static void start_round(test_shm_mq_waiter *waiter);
 static bool episode_spent(test_shm_mq_waiter *waiter);
-static void sleep_on_latch(void);
+static void sleep_on_latch(test_shm_mq_wait_event event);
 static void yield_cpu(test_shm_mq_waiter *waiter);
 static bool budget_spent(test_shm_mq_waiter *waiter);
+
+/* The wait events' names, by test_shm_mq_wait_event. */
+static const char *const wait_event_names[TEST_SHM_MQ_WAIT_EVENTS] = {
+	[TEST_SHM_MQ_WAIT_EVENT_WORKER_STARTUP] = "TestShmMqWorkerStartup",
+	[TEST_SHM_MQ_WAIT_EVENT_SEND] = "TestShmMqSend",
+	[TEST_SHM_MQ_WAIT_EVENT_RECEIVE] = "TestShmMqReceive",
+	[TEST_SHM_MQ_WAIT_EVENT_KEPT] = "TestShmMqKept",
+	[TEST_SHM_MQ_WAIT_EVENT_SLOT] = "TestShmMqSlot",
+	[TEST_SHM_MQ_WAIT_EVENT_WORKER_EXIT] = "TestShmMqWorkerExit",
+	[TEST_SHM_MQ_WAIT_EVENT_BENCH_IDLE] = "TestShmMqBenchIdle",
+};
+
+/* Their wait_event_info in this process, once known. */
+static uint32 wait_event_infos[TEST_SHM_MQ_WAIT_EVENTS];
 
 /*
  * Strategy names, as test_shm_mq_ext.wait_strategy and test_shm_mq_bench()
@@ -81,6 +95,35 @@ static const char *const strategy_names[] = {
 	[TEST_SHM_MQ_WAIT_BLOCK] = "block",
 	[TEST_SHM_MQ_WAIT_ADAPTIVE] = "adaptive",
 };
+
+/*
+ * Learn the wait_event_info of every wait event, allocating the names where
+ * the server lets us.  Called by the leader as it creates a ring and by each
+ * worker as it starts, so that no wait, not even one during an abort, has to
+ * do it.
+ */
+void
+test_shm_mq_init_wait_events(void)
+{
+	int			event;
+
+	for (event = 0; event < TEST_SHM_MQ_WAIT_EVENTS; event++)
+	{
+		if (wait_event_infos[event] == 0)
+			wait_event_infos[event] =
+				test_shm_mq_wait_event_new(wait_event_names[event]);
+	}
+}
+
+/*
+ * The wait_event_info to report for a wait.
+ */
+uint32
+test_shm_mq_wait_event_info(test_shm_mq_wait_event event)
+{
+	return wait_event_infos[event] != 0 ? wait_event_infos[event] :
+		PG_WAIT_EXTENSION;
+}
 
 /*
  * Map a strategy name to the strategy; reject any other name.
@@ -129,18 +172,19 @@ test_shm_mq_waiter_init(test_shm_mq_waiter *waiter,
 }
 
 /*
- * Wait until a peer may have made progress possible.
+ * Wait until a peer may have made progress possible; event says what for,
+ * should we sleep.
  *
  * Returns true if we slept on the latch, which is also when the caller should
  * look at anything that can wake it other than its data queues; false if we
  * only polled.  Interrupts are serviced either way.
  */
 bool
-test_shm_mq_wait(test_shm_mq_waiter *waiter)
+test_shm_mq_wait(test_shm_mq_waiter *waiter, test_shm_mq_wait_event event)
 {
 	if (test_shm_mq_wait_would_sleep(waiter))
 	{
-		sleep_on_latch();
+		sleep_on_latch(event);
 		return true;
 	}
 
@@ -240,10 +284,10 @@ episode_spent(test_shm_mq_waiter *waiter)
  * Sleep until our latch is set, then service interrupts.
  */
 static void
-sleep_on_latch(void)
+sleep_on_latch(test_shm_mq_wait_event event)
 {
 	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_EXIT_ON_PM_DEATH, -1L,
-					 PG_WAIT_EXTENSION);
+					 test_shm_mq_wait_event_info(event));
 	ResetLatch(MyLatch);
 	CHECK_FOR_INTERRUPTS();
 }

@@ -16,6 +16,24 @@
 #include "test_shm_mq_ext.h"
 
 /*
+ * What a ring process waits for when it sleeps.  From PostgreSQL 17 on each
+ * has its own name in pg_stat_activity.wait_event; before, all show as
+ * "Extension".
+ */
+typedef enum test_shm_mq_wait_event
+{
+	TEST_SHM_MQ_WAIT_EVENT_WORKER_STARTUP,	/* leader: workers to be ready */
+	TEST_SHM_MQ_WAIT_EVENT_SEND,	/* room in the queue we send to */
+	TEST_SHM_MQ_WAIT_EVENT_RECEIVE, /* a message in the queue we read */
+	TEST_SHM_MQ_WAIT_EVENT_KEPT,	/* worker: the next call of a kept ring */
+	TEST_SHM_MQ_WAIT_EVENT_SLOT,	/* leader: a free worker slot */
+	TEST_SHM_MQ_WAIT_EVENT_WORKER_EXIT, /* leader: workers to exit */
+	TEST_SHM_MQ_WAIT_EVENT_BENCH_IDLE	/* leader: the bench's idle time */
+} test_shm_mq_wait_event;
+
+#define TEST_SHM_MQ_WAIT_EVENTS (TEST_SHM_MQ_WAIT_EVENT_BENCH_IDLE + 1)
+
+/*
  * One process's waiting state for one ring.  A loop calls test_shm_mq_wait()
  * each time a pass over its queues made no progress, and
  * test_shm_mq_waiter_progress() each time one did.
@@ -39,12 +57,15 @@ typedef struct test_shm_mq_waiter
 	instr_time	last_clock_read;	/* spinning: the last time we looked */
 } test_shm_mq_waiter;
 
+extern void test_shm_mq_init_wait_events(void);
+extern uint32 test_shm_mq_wait_event_info(test_shm_mq_wait_event event);
 extern test_shm_mq_wait_strategy test_shm_mq_parse_wait_strategy(const char *name);
 extern const char *test_shm_mq_wait_strategy_name(test_shm_mq_wait_strategy strategy);
 extern void test_shm_mq_waiter_init(test_shm_mq_waiter *waiter,
 									test_shm_mq_wait_strategy strategy,
 									int spin_budget_us, int nprocesses);
-extern bool test_shm_mq_wait(test_shm_mq_waiter *waiter);
+extern bool test_shm_mq_wait(test_shm_mq_waiter *waiter,
+							 test_shm_mq_wait_event event);
 extern bool test_shm_mq_wait_would_sleep(test_shm_mq_waiter *waiter);
 extern void test_shm_mq_waiter_progress(test_shm_mq_waiter *waiter);
 

@@ -61,7 +61,7 @@ pg_noreturn static void leave_ring(dsm_segment *segment, int worker_number,
 								   const char *reason);
 static bool join_ring(test_shm_mq_header *header, int worker_number);
 static bool ring_closed(test_shm_mq_header *header);
-static bool wait_for_peer(relay_state *relay);
+static bool wait_for_peer(relay_state *relay, test_shm_mq_wait_event event);
 static bool wait_while_kept(relay_state *relay);
 static void relay_messages(relay_state *relay);
 static bool forward_message(relay_state *relay, Size nbytes,
@@ -124,6 +124,7 @@ test_shm_mq_ext_worker_main(Datum main_arg)
 	BackgroundWorkerInitializeConnectionByOid(InvalidOid, args.user_id,
 											  TEST_SHM_MQ_CONNECTION_FLAGS);
 	pgstat_report_appname(MyBgworkerEntry->bgw_name);
+	test_shm_mq_init_wait_events();
 	if (ring_closed(header))
 		leave_ring(segment, args.worker_number, "the ring was closed");
 
@@ -204,11 +205,12 @@ ring_closed(test_shm_mq_header *header)
 }
 
 /*
- * Wait for a neighbour to make progress possible.  Returns false once the
- * ring is closed: the leader woke us to leave, or, kept, it expired.
+ * Wait for a neighbour to make progress possible: event says whether for a
+ * message or for room to send one.  Returns false once the ring is closed:
+ * the leader woke us to leave, or, kept, it expired.
  */
 static bool
-wait_for_peer(relay_state *relay)
+wait_for_peer(relay_state *relay, test_shm_mq_wait_event event)
 {
 	switch (pg_atomic_read_u32(&relay->header->state))
 	{
@@ -225,7 +227,7 @@ wait_for_peer(relay_state *relay)
 		case TEST_SHM_MQ_RING_CLOSED:
 			return false;
 	}
-	(void) test_shm_mq_wait(&relay->waiter);
+	(void) test_shm_mq_wait(&relay->waiter, event);
 	return !ring_closed(relay->header);
 }
 
@@ -269,7 +271,7 @@ wait_while_kept(relay_state *relay)
 	/* Round up, so as to wake no earlier than keep_until. */
 	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 					 (long) ((keep_until - now + 999) / 1000),
-					 PG_WAIT_EXTENSION);
+					 test_shm_mq_wait_event_info(TEST_SHM_MQ_WAIT_EVENT_KEPT));
 	ResetLatch(MyLatch);
 	CHECK_FOR_INTERRUPTS();
 	return !ring_closed(header);
@@ -313,7 +315,7 @@ relay_messages(relay_state *relay)
 		{
 			if (!have_held)
 			{
-				if (!wait_for_peer(relay))
+				if (!wait_for_peer(relay, TEST_SHM_MQ_WAIT_EVENT_RECEIVE))
 					return;
 			}
 			else if (!forward_message(relay, held_bytes, held, true))
@@ -360,7 +362,7 @@ forward_message(relay_state *relay, Size nbytes, const void *data, bool flush)
 	while ((res = test_shm_mq_send(relay->output, nbytes, data, true,
 								   flush)) == SHM_MQ_WOULD_BLOCK)
 	{
-		if (!wait_for_peer(relay))
+		if (!wait_for_peer(relay, TEST_SHM_MQ_WAIT_EVENT_SEND))
 			return false;
 	}
 	if (res == SHM_MQ_DETACHED)
