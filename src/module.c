@@ -5,8 +5,8 @@
  *		gives the module's name and version, and its settings.
  *
  * The library is loaded in the leader by the first call of one of its SQL
- * functions and in each worker by the postmaster; both define the settings,
- * though only the leader reads them.
+ * functions and in each worker by the postmaster; only the leader reads the
+ * settings, so only it defines them.
  *
  * IDENTIFICATION
  *		src/module.c
@@ -44,10 +44,18 @@ static const struct config_enum_entry wait_strategy_options[] = {
 
 /*
  * Module load callback: define our settings and reserve their prefix.
+ *
+ * A ring worker reads none of them, taking all it needs from the segment, so
+ * it skips this: every worker loads the library, and the leader waits for it.
  */
 void
 _PG_init(void)
 {
+	if (MyBgworkerEntry != NULL &&
+		strcmp(MyBgworkerEntry->bgw_function_name,
+			   TEST_SHM_MQ_WORKER_FUNCTION) == 0)
+		return;
+
 	DefineCustomIntVariable("test_shm_mq_ext.ring_keepalive",
 							"Sets how long a successful call's ring is kept for the next call.",
 							"Zero takes every ring down when its call ends.",

@@ -45,6 +45,9 @@
  */
 #define HELD_MESSAGE_MAX	8192
 
+/* Set once we exit with nothing left to tell; see exit_worker(). */
+static bool leaving_cleanly = false;
+
 /* What the relay loop needs to know. */
 typedef struct relay_state
 {
@@ -59,6 +62,8 @@ typedef struct relay_state
 
 pg_noreturn static void leave_ring(dsm_segment *segment, int worker_number,
 								   const char *reason);
+pg_noreturn static void exit_worker(void);
+static void skip_library_teardown(void);
 static bool join_ring(test_shm_mq_header *header, int worker_number);
 static bool ring_closed(test_shm_mq_header *header);
 static bool wait_for_peer(relay_state *relay, test_shm_mq_wait_event event);
@@ -83,6 +88,7 @@ test_shm_mq_ext_worker_main(Datum main_arg)
 
 	/* SIGTERM is serviced at the next CHECK_FOR_INTERRUPTS(). */
 	pqsignal(SIGTERM, die);
+	atexit(skip_library_teardown);
 
 	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
 
@@ -156,7 +162,7 @@ test_shm_mq_ext_worker_main(Datum main_arg)
 	 * queues go at once and their exits overlap ours.
 	 */
 	dsm_detach(segment);
-	proc_exit(0);
+	exit_worker();
 }
 
 /*
@@ -170,7 +176,36 @@ leave_ring(dsm_segment *segment, int worker_number, const char *reason)
 		 worker_number, reason);
 	if (segment != NULL)
 		dsm_detach(segment);
+	exit_worker();
+}
+
+/*
+ * Exit after leaving the ring: nothing went wrong.
+ *
+ * proc_exit() runs all of PostgreSQL's exit callbacks and then exit(), whose
+ * atexit handlers belong to the libraries the server links, OpenSSL's and
+ * ICU's among them, and free memory that the kernel is about to reclaim
+ * anyway; that took a worker most of a millisecond, which the leader, which
+ * waits for its workers, paid on every call.  skip_library_teardown() is
+ * registered after those handlers, so it runs first, and once we are leaving
+ * cleanly it ends the process there.
+ */
+static void
+exit_worker(void)
+{
+	leaving_cleanly = true;
 	proc_exit(0);
+}
+
+/*
+ * atexit handler: see exit_worker().  Any other exit, an error's included,
+ * goes through every handler as usual.
+ */
+static void
+skip_library_teardown(void)
+{
+	if (leaving_cleanly)
+		_exit(0);
 }
 
 /*
