@@ -217,9 +217,9 @@ sub postmaster_pid
 =item worker_processes(node, leader_pid)
 
 The node's test_shm_mq_ext workers in the OS process list, as "PID ARGS"
-lines: children of the node's postmaster whose title names a worker (of the
-given leader only, if one is given).  Other clusters on the machine may run
-the extension too, hence the parent check.
+lines, as ps shows them: children of the node's postmaster whose title names
+a worker (of the given leader only, if one is given).  Other clusters on the
+machine may run the extension too, hence the parent check.
 
 =cut
 
@@ -231,20 +231,30 @@ sub worker_processes
 	  ? qr/test_shm_mq_ext worker \d+ of \d+ for PID $leader_pid\b/
 	  : qr/test_shm_mq_ext worker/;
 	my $postmaster = postmaster_pid($node);
-	my ($stdout, $stderr);
-
-	IPC::Run::run([ 'ps', '-eo', 'pid=,ppid=,args=' ],
-		'>', \$stdout, '2>', \$stderr)
-	  or die "ps failed: $stderr";
-
 	my @workers;
-	foreach my $line (split /\n/, $stdout)
+
+	# What ps would show, read from /proc without starting a process: the
+	# fault tests look after every call.
+	opendir my $dh, '/proc' or die "could not open /proc: $!";
+	foreach my $pid (sort { $a <=> $b } grep { /^\d+$/ } readdir $dh)
 	{
-		my ($pid, $ppid, $args) = $line =~ /^\s*(\d+)\s+(\d+)\s+(.*)$/
-		  or next;
-		push @workers, "$pid $args"
-		  if $ppid == $postmaster && $args =~ $title;
+		my ($stat, $args);
+
+		open my $sfh, '<', "/proc/$pid/stat" or next;
+		$stat = <$sfh>;
+		close $sfh;
+		next unless defined $stat;
+		my ($ppid) = $stat =~ /\)\s+\S+\s+(\d+)/;
+		next unless defined $ppid && $ppid == $postmaster;
+
+		open my $cfh, '<', "/proc/$pid/cmdline" or next;
+		$args = do { local $/; <$cfh> } // '';
+		close $cfh;
+		$args =~ s/\0+$//;
+		$args =~ tr/\0/ /;
+		push @workers, "$pid $args" if $args =~ $title;
 	}
+	closedir $dh;
 	return @workers;
 }
 
