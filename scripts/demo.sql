@@ -15,6 +15,19 @@ SELECT test_shm_mq_pipelined(65536, repeat('x', 100), 100000, 4);
 SELECT test_shm_mq(65536, repeat('m', 1048576), 100, 4);
 \timing off
 
+\echo == setup per call: 100 cold calls, then 100 calls on a kept ring
+\timing on
+DO $$ BEGIN FOR i IN 1..100 LOOP PERFORM test_shm_mq(1024, 'a', 1, 4); END LOOP; END $$;
+SET test_shm_mq_ext.ring_keepalive = '10s';
+DO $$ BEGIN FOR i IN 1..100 LOOP PERFORM test_shm_mq(1024, 'a', 1, 4); END LOOP; END $$;
+\timing off
+\echo == the workers of the kept ring, idle between calls
+SELECT pg_sleep(0.1) \g /dev/null
+SELECT application_name, usename, state, wait_event
+FROM pg_stat_activity WHERE backend_type = 'test_shm_mq_ext' ORDER BY application_name;
+SELECT test_shm_mq_release_ring();
+RESET test_shm_mq_ext.ring_keepalive;
+
 \echo == the same trips timed by test_shm_mq_bench under each wait strategy
 SELECT strategy, workers,
        round(us_per_round_trip::numeric, 2) AS us_per_round_trip,
