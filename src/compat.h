@@ -18,7 +18,13 @@
 #include "postmaster/bgworker.h"
 #include "storage/shm_mq.h"
 #include "utils/guc.h"
+
+/* PostgreSQL 14 moved the wait event definitions out of pgstat.h. */
+#if PG_VERSION_NUM >= 140000
 #include "utils/wait_event.h"
+#else
+#include "pgstat.h"
+#endif
 
 /*
  * PostgreSQL 15 gave shm_mq_send() a force_flush argument; before that every

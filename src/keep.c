@@ -44,7 +44,7 @@ static bool callbacks_registered = false;
 
 static bool same_shape(test_shm_mq_ring *ring, int64 queue_size,
 					   int nworkers, test_shm_mq_wait_strategy strategy);
-static bool claim_ring(test_shm_mq_ring *ring);
+static test_shm_mq_ring *claim_kept_ring(void);
 static void keep_ring(test_shm_mq_ring *ring);
 static void kept_ring_xact_callback(XactEvent event, void *arg);
 static void kept_ring_subxact_callback(SubXactEvent event,
@@ -70,21 +70,15 @@ test_shm_mq_ring_acquire(int64 queue_size, int nworkers,
 
 	if (kept_ring != NULL)
 	{
-		ring = kept_ring;
-		kept_ring = NULL;
-
-		/* The call owns it from here: an error frees it. */
-		MemoryContextSetParent(ring->context, CurTransactionContext);
-		ring->kept_subid = InvalidSubTransactionId;
-
 		if (test_shm_mq_ring_keepalive > 0 &&
-			same_shape(ring, queue_size, nworkers, strategy))
+			same_shape(kept_ring, queue_size, nworkers, strategy))
 		{
-			if (claim_ring(ring))
+			ring = claim_kept_ring();
+			if (ring != NULL)
 				return ring;
 		}
 		else
-			test_shm_mq_ring_release(ring);
+			(void) test_shm_mq_release_kept_ring();
 	}
 
 	ring = test_shm_mq_ring_create(queue_size, nworkers, strategy);
@@ -114,12 +108,15 @@ test_shm_mq_ring_done(test_shm_mq_ring *ring)
 bool
 test_shm_mq_release_kept_ring(void)
 {
-	test_shm_mq_ring *ring = kept_ring;
-
-	if (ring == NULL)
+	if (kept_ring == NULL)
 		return false;
+
+	/*
+	 * Forget the ring only once it is gone: a release that fails leaves it
+	 * as it was, to be released again.
+	 */
+	test_shm_mq_ring_release(kept_ring);
 	kept_ring = NULL;
-	test_shm_mq_ring_release(ring);
 	return true;
 }
 
@@ -138,21 +135,35 @@ same_shape(test_shm_mq_ring *ring, int64 queue_size, int nworkers,
 }
 
 /*
- * Claim a kept ring for a call.  Returns false, having taken the ring down,
+ * Claim the kept ring for a call.  Returns NULL, having taken the ring down,
  * if it expired or lost a worker while idle.
+ *
+ * The ring stays the session's until attaching to it again has succeeded:
+ * should that fail, it is still kept, for the next call or the end of the
+ * session to take down.  From then on the call owns it: the segment belongs
+ * to the current resource owner, with release_workers() registered, and the
+ * memory to the transaction, so that an error takes the ring down.
  */
-static bool
-claim_ring(test_shm_mq_ring *ring)
+static test_shm_mq_ring *
+claim_kept_ring(void)
 {
+	test_shm_mq_ring *ring = kept_ring;
 	test_shm_mq_header *header;
+	bool		attached;
 	bool		claimed;
 	char	   *loss;
 
-	if (!test_shm_mq_ring_attach(ring))
+	attached = test_shm_mq_ring_attach(ring);
+
+	kept_ring = NULL;
+	MemoryContextSetParent(ring->context, CurTransactionContext);
+	ring->kept_subid = InvalidSubTransactionId;
+
+	if (!attached)
 	{
 		/* Its workers closed it and left, or are leaving. */
 		test_shm_mq_ring_release(ring);
-		return false;
+		return NULL;
 	}
 
 	header = ring->header;
@@ -164,7 +175,7 @@ claim_ring(test_shm_mq_ring *ring)
 	if (!claimed)
 	{
 		test_shm_mq_ring_release(ring);
-		return false;
+		return NULL;
 	}
 
 	test_shm_mq_ring_attach_queues(ring);
@@ -177,10 +188,10 @@ claim_ring(test_shm_mq_ring *ring)
 							   ring->nworkers, ring->nworkers),
 				 errdetail_internal("%s", loss)));
 		test_shm_mq_ring_release(ring);
-		return false;
+		return NULL;
 	}
 
-	return true;
+	return ring;
 }
 
 /*
@@ -196,6 +207,15 @@ keep_ring(test_shm_mq_ring *ring)
 	/* Only one call at a time can hold a ring; see test_shm_mq_ring_acquire. */
 	Assert(kept_ring == NULL);
 
+	/* What can fail comes first, while the call still owns the ring. */
+	if (!callbacks_registered)
+	{
+		RegisterXactCallback(kept_ring_xact_callback, NULL);
+		RegisterSubXactCallback(kept_ring_subxact_callback, NULL);
+		before_shmem_exit(kept_ring_at_exit, (Datum) 0);
+		callbacks_registered = true;
+	}
+
 	keep_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 											 test_shm_mq_ring_keepalive);
 	SpinLockAcquire(&ring->header->mutex);
@@ -207,14 +227,6 @@ keep_ring(test_shm_mq_ring *ring)
 	test_shm_mq_ring_detach(ring);
 	MemoryContextSetParent(ring->context, TopMemoryContext);
 	ring->kept_subid = GetCurrentSubTransactionId();
-
-	if (!callbacks_registered)
-	{
-		RegisterXactCallback(kept_ring_xact_callback, NULL);
-		RegisterSubXactCallback(kept_ring_subxact_callback, NULL);
-		before_shmem_exit(kept_ring_at_exit, (Datum) 0);
-		callbacks_registered = true;
-	}
 	kept_ring = ring;
 }
 

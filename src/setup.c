@@ -34,7 +34,6 @@
 #include "storage/latch.h"
 #include "storage/lock.h"
 #include "utils/memutils.h"
-#include "utils/resowner.h"
 
 #include "ring.h"
 
@@ -146,9 +145,10 @@ test_shm_mq_segment_size(int64 queue_size, int nworkers)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("queue size %lld is too large", (long long) queue_size),
-				 errdetail_plural("With %d worker, the largest queue size is " UINT64_FORMAT " bytes.",
-								  "With %d workers, the largest queue size is " UINT64_FORMAT " bytes.",
-								  nworkers, nworkers, max_queue_size)));
+				 errdetail_plural("With %d worker, the largest queue size is %llu bytes.",
+								  "With %d workers, the largest queue size is %llu bytes.",
+								  nworkers, nworkers,
+								  (unsigned long long) max_queue_size)));
 
 	estimate_segment(&estimator, (Size) queue_size, nworkers);
 	segment_size = shm_toc_estimate(&estimator);
@@ -364,6 +364,12 @@ test_shm_mq_ring_attach(test_shm_mq_ring *ring)
 
 	Assert(ring->segment == NULL);
 
+	/*
+	 * A handle this backend already has mapped names another segment by now
+	 * (dsm_attach() would refuse it): ours is gone.
+	 */
+	if (dsm_find_mapping(ring->handle) != NULL)
+		return false;
 	segment = dsm_attach(ring->handle);
 	if (segment == NULL)
 		return false;
@@ -377,10 +383,14 @@ test_shm_mq_ring_attach(test_shm_mq_ring *ring)
 		return false;
 	}
 
-	ring->segment = segment;
+	/*
+	 * The callback first: should registering it fail, the ring must still
+	 * read as not attached, its segment being detached by the abort.
+	 */
 	ring->toc = toc;
 	ring->header = header;
 	on_dsm_detach(segment, release_workers, PointerGetDatum(ring));
+	ring->segment = segment;
 	return true;
 }
 
@@ -392,7 +402,9 @@ test_shm_mq_ring_attach(test_shm_mq_ring *ring)
  * the receiver's next receive; a receive that finds the queue empty does it.
  * The leader's handles go when it detaches, and the next call's would read
  * again what the last one left unacknowledged, so make those receives now:
- * on the data queue, and, forwarding any notice, on the error queues.
+ * on the data queue, and, forwarding any notice, on the error queues.  After
+ * a successful call nothing can be in flight, no part of a message either,
+ * so a receive that would block means an empty queue.
  */
 bool
 test_shm_mq_ring_quiesce(test_shm_mq_ring *ring)
@@ -457,6 +469,8 @@ register_workers(test_shm_mq_ring *ring)
 
 	memset(&args, 0, sizeof(args));
 	args.user_id = GetAuthenticatedUserId();
+	args.leader_pid = MyProcPid;
+	args.ring_number = ring->ring_number;
 
 	INSTR_TIME_SET_ZERO(wait_start);
 
@@ -746,19 +760,11 @@ wait_for_workers_to_exit(test_shm_mq_ring *ring)
 
 			if (ring->workers[worker] == NULL)
 				continue;
-			switch (GetBackgroundWorkerPid(ring->workers[worker], &pid))
-			{
-				case BGWH_STOPPED:
-					ring->workers[worker] = NULL;
-					break;
-				case BGWH_POSTMASTER_DIED:
-					/* Nothing runs any more, and nothing can be freed. */
-					return;
-				case BGWH_STARTED:
-				case BGWH_NOT_YET_STARTED:
-					running++;
-					break;
-			}
+			if (GetBackgroundWorkerPid(ring->workers[worker], &pid) ==
+				BGWH_STOPPED)
+				ring->workers[worker] = NULL;
+			else
+				running++;
 		}
 		if (running == 0)
 			return;
@@ -781,6 +787,7 @@ wait_for_workers_to_exit(test_shm_mq_ring *ring)
 
 		timeout_ms = (terminated ? WORKER_EXIT_TIMEOUT_MS :
 					  WORKER_EXIT_GRACE_MS) - elapsed_ms;
+		/* Should the postmaster die, nothing runs any more to wait for. */
 		rc = WaitLatch(MyLatch,
 					   WL_LATCH_SET | WL_TIMEOUT | WL_POSTMASTER_DEATH,
 					   Max(timeout_ms, 1),
@@ -817,28 +824,20 @@ wait_for_workers_to_exit(test_shm_mq_ring *ring)
  * Detaching the segment runs release_workers(), so on return every worker
  * has exited.  The leader of a kept ring first attaches again to close it;
  * if the segment is already gone, its workers have left it or are leaving,
- * and only their exits are waited for.  That attachment belongs to no
- * resource owner, since this may run while a transaction aborts or the
- * backend exits.  Interrupts are held throughout: the wait is short and
- * bounded, and an interrupt in the middle of it would leave the workers to
- * an abort that no longer knows them.
+ * and only their exits are waited for.  Should attaching fail, the ring is
+ * untouched, and the current resource owner, whatever (sub)transaction or
+ * exit this runs in, drops what the attempt left.  Interrupts are held
+ * throughout: the wait is short and bounded, and an interrupt in the middle
+ * of it would leave the workers to an abort that no longer knows them.
  */
 void
 test_shm_mq_ring_release(test_shm_mq_ring *ring)
 {
 	HOLD_INTERRUPTS();
 
-	if (ring->segment == NULL && ring->workers != NULL)
-	{
-		ResourceOwner oldowner = CurrentResourceOwner;
-		bool		attached;
-
-		CurrentResourceOwner = NULL;
-		attached = test_shm_mq_ring_attach(ring);
-		CurrentResourceOwner = oldowner;
-		if (!attached)
-			wait_for_workers_to_exit(ring);
-	}
+	if (ring->segment == NULL && ring->workers != NULL &&
+		!test_shm_mq_ring_attach(ring))
+		wait_for_workers_to_exit(ring);
 	if (ring->segment != NULL)
 	{
 		dsm_detach(ring->segment);

@@ -123,6 +123,9 @@ typedef struct test_shm_mq_worker_args
 {
 	int			worker_number;	/* 1 to N: the worker's place in the ring */
 	Oid			user_id;
+	pid_t		leader_pid;		/* with ring_number, as in the header: a */
+	uint64		ring_number;	/* worker whose segment handle names another
+								 * ring by now must not join that one */
 } test_shm_mq_worker_args;
 
 StaticAssertDecl(sizeof(test_shm_mq_worker_args) <= BGW_EXTRALEN,
