@@ -7,9 +7,10 @@
 #
 #   TestShmMqWorkerStartup  a leader waiting for its workers to be ready
 #                           (held on a lock on pg_authid)
-#   TestShmMqReceive        a worker waiting for a message
-#   TestShmMqSend           a worker waiting for room in a full queue (its
-#                           leader stopped, so nobody reads)
+#   TestShmMqReceive        a worker waiting for a message (its leader
+#                           stopped, holding the one message in flight)
+#   TestShmMqSend           a worker, and a leader, waiting for room in a
+#                           full queue (the next worker stopped)
 #   TestShmMqSlot           a leader waiting for a free worker slot
 #   TestShmMqWorkerExit     a leader waiting for a worker to exit (stopped)
 #   TestShmMqKept           the workers of a kept ring between calls
@@ -91,21 +92,24 @@ sub workers_by_number
 	$leader->close;
 }
 
-# Receive and send: a long pipelined call of large messages through two
-# workers, its leader stopped, so that nobody reads the last queue: worker 2
-# fills it and waits to send, worker 1 then fills worker 2's input.  With
-# the block strategy, every process sleeps as soon as it must wait.
+# Send: a long pipelined call through two workers, worker 2 stopped, so
+# that nobody reads worker 1's output: worker 1 fills it and waits to send,
+# and the leader, whose copies worker 1 no longer takes, fills its own queue
+# and waits to send too.  With the block strategy, every process sleeps as
+# soon as it must wait.
 {
 	my $leader = TestShmMq::Session->new($node);
 
 	$leader->query("SET test_shm_mq_ext.wait_strategy = 'block'");
 	$leader->send(
-		"SELECT test_shm_mq_pipelined(1024, repeat('x', 4000), 2000000000, 2)");
+		"SELECT test_shm_mq_pipelined(1024, repeat('x', 100), 2000000000, 2)");
 	my $workers = wait_for_ring($node, $leader->pid, 2);
-	kill 'STOP', $leader->pid;
+	kill 'STOP', $workers->{2};
 	check_wait('a worker whose output queue is full',
-		$workers->{2}, 'TestShmMqSend');
-	kill 'CONT', $leader->pid;
+		$workers->{1}, 'TestShmMqSend');
+	check_wait('a leader whose output queue is full',
+		$leader->pid, 'TestShmMqSend');
+	kill 'CONT', $workers->{2};
 	kill 'INT',  $leader->pid;
 	$leader->wait_result;
 
