@@ -97,6 +97,8 @@ typedef struct test_shm_mq_header
 {
 	/* Read-only once workers start. */
 	int			workers_total;	/* N, the number of workers in the ring */
+	int			online_cpus;	/* as the leader found, so that workers need
+								 * not look */
 	PGPROC	   *leader;			/* whose latch a worker sets when ready */
 	pid_t		leader_pid;		/* with ring_number, tells a leader that
 								 * attaches again by handle that the segment

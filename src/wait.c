@@ -155,15 +155,29 @@ test_shm_mq_wait_strategy_name(test_shm_mq_wait_strategy strategy)
 }
 
 /*
- * Prepare a waiter for one ring of nprocesses processes, the leader included.
+ * How many CPUs are online, as this process first found; 0 if unknown.
+ * Finding out reads a file, which a kept ring's calls should not pay for each
+ * time.
+ */
+int
+test_shm_mq_online_cpus(void)
+{
+	static int	online_cpus = -1;
+
+	if (online_cpus < 0)
+		online_cpus = Max(sysconf(_SC_NPROCESSORS_ONLN), 0);
+	return online_cpus;
+}
+
+/*
+ * Prepare a waiter for one ring of nprocesses processes, the leader included,
+ * on a machine with ncpus CPUs online (0 if unknown).
  */
 void
 test_shm_mq_waiter_init(test_shm_mq_waiter *waiter,
 						test_shm_mq_wait_strategy strategy,
-						int spin_budget_us, int nprocesses)
+						int spin_budget_us, int nprocesses, int ncpus)
 {
-	long		ncpus = sysconf(_SC_NPROCESSORS_ONLN);
-
 	memset(waiter, 0, sizeof(*waiter));
 	waiter->strategy = strategy;
 	waiter->yield = ncpus > 0 && nprocesses > ncpus;

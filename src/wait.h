@@ -61,9 +61,11 @@ extern void test_shm_mq_init_wait_events(void);
 extern uint32 test_shm_mq_wait_event_info(test_shm_mq_wait_event event);
 extern test_shm_mq_wait_strategy test_shm_mq_parse_wait_strategy(const char *name);
 extern const char *test_shm_mq_wait_strategy_name(test_shm_mq_wait_strategy strategy);
+extern int	test_shm_mq_online_cpus(void);
 extern void test_shm_mq_waiter_init(test_shm_mq_waiter *waiter,
 									test_shm_mq_wait_strategy strategy,
-									int spin_budget_us, int nprocesses);
+									int spin_budget_us, int nprocesses,
+									int ncpus);
 extern bool test_shm_mq_wait(test_shm_mq_waiter *waiter,
 							 test_shm_mq_wait_event event);
 extern bool test_shm_mq_wait_would_sleep(test_shm_mq_waiter *waiter);

@@ -158,7 +158,8 @@ test_shm_mq_ext_worker_main(Datum main_arg)
 	relay.batch = test_shm_mq_batching(header->wait_strategy);
 	relay.idle = false;
 	test_shm_mq_waiter_init(&relay.waiter, header->wait_strategy,
-							header->spin_budget_us, nworkers + 1);
+							header->spin_budget_us, nworkers + 1,
+							header->online_cpus);
 	relay_messages(&relay);
 
 	/*
