@@ -10,6 +10,7 @@ OBJS = \
 	src/setup.o \
 	src/test_shm_mq.o \
 	src/wait.o \
+	src/wait_policy.o \
 	src/worker.o \
 	src/worker_errors.o
 PGFILEDESC = "test_shm_mq_ext - shm_mq round trips through dynamic background workers"

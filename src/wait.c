@@ -12,19 +12,13 @@
  * through the kernel of tens of microseconds, while moving the message itself
  * costs well under one.
  *
- * "adaptive" first polls, for a bounded budget.  While the ring has no more
- * processes than the machine has CPUs, the peer we wait for runs on another
- * CPU, so we spin, pausing the CPU between polls.  When processes outnumber
- * CPUs, the peer may be waiting for ours, so between polls we yield the CPU
- * instead; and if a yield keeps us off the CPU for long, the others are busy
- * rather than about to answer, and we stop polling.  A spinning process that
- * finds it was preempted has learnt that the CPUs are busy with other work,
- * and yields from then on.  A round of polling that ends without progress was wasted: the
- * budget is halved and we sleep on the latch until progress is made, as
- * "block" does, so an idle process costs nothing.  A round that pays off
- * doubles the budget again, up to test_shm_mq_ext.spin_budget_us.  A peer
- * that moves data through our queues sets our latch, which starts a round
- * over; since we are not sleeping, its SetLatch() costs it no system call.
+ * "adaptive" polls first, and sleeps on the latch as "block" does once
+ * polling stops paying off.  Its rules, how to poll and for how long, are
+ * wait_policy.c's, which also says what they make a ring of N processes on C
+ * CPUs do; this file gives them a clock (instr_time), the latch, and the
+ * scheduler (pg_spin_delay() to spin, sched_yield() to yield).  A peer that
+ * moves data through our queues sets our latch; since we are not sleeping
+ * while we poll, its SetLatch() costs it no system call.
  *
  * IDENTIFICATION
  *		src/wait.c
@@ -39,39 +33,21 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "port/atomics.h"
+#include "portability/instr_time.h"
 #include "storage/latch.h"
 
 #include "wait.h"
 
 /*
- * Spinning, read the clock every this many polls; a pause is a few dozen
+ * Spinning, look at the clock every this many polls; a pause is a few dozen
  * nanoseconds, a clock read about as much.  Yielding, every poll is a system
- * call, and the clock is read each time.
+ * call, and we look each time.
  */
 #define SPIN_POLLS_PER_CLOCK_READ	16
 
-/*
- * However often peers' activity starts rounds over, poll at most this many
- * budgets' worth between two steps of progress.
- */
-#define MAX_ROUNDS_PER_EPISODE	16
-
-/* The least budget that still lets polling prove itself again. */
-#define MIN_BUDGET_US	1
-
-/*
- * Being kept off the CPU this long while polling means another process had
- * real work for it.  Yielding, the peers we poll for are busy rather than
- * about to answer, and polling only adds context switches to their work;
- * spinning, we were preempted, and the CPUs are not ours alone.
- */
-#define CONTENDED_US	50
-
-static void start_round(test_shm_mq_waiter *waiter);
-static bool episode_spent(test_shm_mq_waiter *waiter);
+static int64 now_us(void);
 static void sleep_on_latch(test_shm_mq_wait_event event);
-static void yield_cpu(test_shm_mq_waiter *waiter);
-static bool budget_spent(test_shm_mq_waiter *waiter);
+static void yield_cpu(test_shm_mq_waiter *waiter, int64 now);
 
 /* The wait events' names, by test_shm_mq_wait_event. */
 static const char *const wait_event_names[TEST_SHM_MQ_WAIT_EVENTS] = {
@@ -146,15 +122,6 @@ test_shm_mq_parse_wait_strategy(const char *name)
 }
 
 /*
- * The name of a strategy.
- */
-const char *
-test_shm_mq_wait_strategy_name(test_shm_mq_wait_strategy strategy)
-{
-	return strategy_names[strategy];
-}
-
-/*
  * How many CPUs are online, as this process first found; 0 if unknown.
  * Finding out reads a file, which a kept ring's calls should not pay for each
  * time.
@@ -171,18 +138,19 @@ test_shm_mq_online_cpus(void)
 
 /*
  * Prepare a waiter for one ring of nprocesses processes, the leader included,
- * on a machine with ncpus CPUs online (0 if unknown).
+ * on a machine with ncpus CPUs online (0 if unknown).  spin_budget_us is
+ * test_shm_mq_ext.spin_budget_us, the polling budget per process of the ring.
  */
 void
 test_shm_mq_waiter_init(test_shm_mq_waiter *waiter,
 						test_shm_mq_wait_strategy strategy,
 						int spin_budget_us, int nprocesses, int ncpus)
 {
-	memset(waiter, 0, sizeof(*waiter));
 	waiter->strategy = strategy;
-	waiter->yield = ncpus > 0 && nprocesses > ncpus;
-	waiter->max_budget_us = spin_budget_us;
-	waiter->budget_us = spin_budget_us;
+	waiter->polls = 0;
+	test_shm_mq_policy_init(&waiter->policy,
+							strategy == TEST_SHM_MQ_WAIT_ADAPTIVE,
+							spin_budget_us, nprocesses, ncpus);
 }
 
 /*
@@ -196,45 +164,54 @@ test_shm_mq_waiter_init(test_shm_mq_waiter *waiter,
 bool
 test_shm_mq_wait(test_shm_mq_waiter *waiter, test_shm_mq_wait_event event)
 {
-	if (test_shm_mq_wait_would_sleep(waiter))
+	test_shm_mq_wait_policy *policy = &waiter->policy;
+	int64		now;
+
+	if (test_shm_mq_policy_would_sleep(policy))
 	{
+		if (policy->adaptive && !policy->waiting)
+			test_shm_mq_policy_sleeping(policy, now_us());
 		sleep_on_latch(event);
 		return true;
 	}
 
-	if (!waiter->polling)
+	if (!policy->waiting)
 	{
-		waiter->polling = true;
-		INSTR_TIME_SET_CURRENT(waiter->episode_start);
-		start_round(waiter);
-	}
-	else if (MyLatch->is_set && !waiter->contended &&
-			 !episode_spent(waiter))
-	{
-		/*
-		 * Start the round over: a peer that moves data through one of our
-		 * queues sets our latch, and a message larger than the queue moves
-		 * in many such steps before any call of ours can complete.  But a
-		 * peer that only finds its queue full sets it too, so the whole
-		 * episode of polling, from the last progress on, stays bounded.
-		 */
-		start_round(waiter);
-	}
-	else if (budget_spent(waiter))
-	{
-		/*
-		 * Polling was wasted this time.  Poll for less next time, and sleep
-		 * until progress.  Reset the latch first and let the caller look at
-		 * its queues once more, so a wake-up sent while we polled is not
-		 * lost.
-		 */
-		waiter->polling = false;
-		waiter->sleep_next = true;
-		waiter->budget_us = Max(waiter->budget_us / 2, MIN_BUDGET_US);
+		/* The reset latch records the next thing a peer does to our queues. */
+		test_shm_mq_policy_begin(policy, now_us());
+		waiter->polls = 0;
 		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		return false;
 	}
-	else if (waiter->yield)
-		yield_cpu(waiter);
+
+	if (test_shm_mq_policy_yields(policy) ||
+		++waiter->polls % SPIN_POLLS_PER_CLOCK_READ == 0)
+	{
+		now = now_us();
+		switch (test_shm_mq_policy_look(policy, now, MyLatch->is_set))
+		{
+			case TEST_SHM_MQ_POLL_ON:
+				break;
+			case TEST_SHM_MQ_POLL_NEW_ROUND:
+				ResetLatch(MyLatch);
+				break;
+			case TEST_SHM_MQ_POLL_GIVE_UP:
+
+				/*
+				 * Reset the latch and let the caller look at its queues once
+				 * more before the next call sleeps, so that a wake-up sent
+				 * while we polled is not lost.
+				 */
+				ResetLatch(MyLatch);
+				CHECK_FOR_INTERRUPTS();
+				return false;
+		}
+		if (test_shm_mq_policy_yields(policy))
+			yield_cpu(waiter, now);
+		else
+			pg_spin_delay();
+	}
 	else
 		pg_spin_delay();
 
@@ -248,50 +225,30 @@ test_shm_mq_wait(test_shm_mq_waiter *waiter, test_shm_mq_wait_event event)
 bool
 test_shm_mq_wait_would_sleep(test_shm_mq_waiter *waiter)
 {
-	return waiter->strategy == TEST_SHM_MQ_WAIT_BLOCK || waiter->sleep_next ||
-		waiter->budget_us <= 0;
+	return test_shm_mq_policy_would_sleep(&waiter->policy);
 }
 
 /*
- * Tell the waiter that the last pass over the queues made progress.
+ * Tell the waiter that the last pass over the queues made progress.  Cheap
+ * when we were not waiting, which is every message but the first of a burst.
  */
 void
 test_shm_mq_waiter_progress(test_shm_mq_waiter *waiter)
 {
-	if (waiter->polling)
-	{
-		/* Polling paid off: allow more of it next time. */
-		waiter->polling = false;
-		waiter->budget_us = Min(waiter->budget_us * 2, waiter->max_budget_us);
-	}
-	waiter->sleep_next = false;
+	if (waiter->policy.waiting)
+		test_shm_mq_policy_progress(&waiter->policy, now_us());
 }
 
 /*
- * Begin a round of polling.  The reset latch records the next thing a peer
- * does to our queues.
+ * The time now, in microseconds on a clock that only goes forward.
  */
-static void
-start_round(test_shm_mq_waiter *waiter)
+static int64
+now_us(void)
 {
-	waiter->polls = 0;
-	INSTR_TIME_SET_CURRENT(waiter->poll_start);
-	ResetLatch(MyLatch);
-}
+	instr_time	now;
 
-/*
- * Has this episode of polling, since the last progress, gone on too long to
- * start another round?
- */
-static bool
-episode_spent(test_shm_mq_waiter *waiter)
-{
-	instr_time	elapsed;
-
-	INSTR_TIME_SET_CURRENT(elapsed);
-	INSTR_TIME_SUBTRACT(elapsed, waiter->episode_start);
-	return (int64) INSTR_TIME_GET_MICROSEC(elapsed) >=
-		(int64) waiter->max_budget_us * MAX_ROUNDS_PER_EPISODE;
+	INSTR_TIME_SET_CURRENT(now);
+	return (int64) INSTR_TIME_GET_MICROSEC(now);
 }
 
 /*
@@ -307,60 +264,12 @@ sleep_on_latch(test_shm_mq_wait_event event)
 }
 
 /*
- * Give our CPU to any other process that wants it.  If one kept it long, the
- * CPUs are contended: end this round of polling, as if its budget were spent.
+ * Give our CPU to any other process that wants it, and tell the policy how
+ * long that kept us off it.  now is the time just before.
  */
 static void
-yield_cpu(test_shm_mq_waiter *waiter)
+yield_cpu(test_shm_mq_waiter *waiter, int64 now)
 {
-	instr_time	start;
-	instr_time	elapsed;
-
-	INSTR_TIME_SET_CURRENT(start);
 	sched_yield();
-	INSTR_TIME_SET_CURRENT(elapsed);
-	INSTR_TIME_SUBTRACT(elapsed, start);
-	if ((int64) INSTR_TIME_GET_MICROSEC(elapsed) >= CONTENDED_US)
-		waiter->contended = true;
-}
-
-/*
- * Count a poll, and say whether this round of polling has used its budget.
- *
- * Spinning, a long gap between two clock reads means we were preempted:
- * something else on this machine wanted our CPU, so the ring is not alone on
- * its CPUs after all.  End the round, and poll by yielding from now on.
- */
-static bool
-budget_spent(test_shm_mq_waiter *waiter)
-{
-	instr_time	now;
-	instr_time	elapsed;
-
-	if (waiter->contended)
-	{
-		waiter->contended = false;
-		return true;
-	}
-
-	if (!waiter->yield &&
-		++waiter->polls % SPIN_POLLS_PER_CLOCK_READ != 0)
-		return false;
-
-	INSTR_TIME_SET_CURRENT(now);
-	if (!waiter->yield && waiter->polls > SPIN_POLLS_PER_CLOCK_READ)
-	{
-		elapsed = now;
-		INSTR_TIME_SUBTRACT(elapsed, waiter->last_clock_read);
-		if ((int64) INSTR_TIME_GET_MICROSEC(elapsed) >= CONTENDED_US)
-		{
-			waiter->yield = true;
-			return true;
-		}
-	}
-	waiter->last_clock_read = now;
-
-	elapsed = now;
-	INSTR_TIME_SUBTRACT(elapsed, waiter->poll_start);
-	return (int64) INSTR_TIME_GET_MICROSEC(elapsed) >= waiter->budget_us;
+	test_shm_mq_policy_yielded(&waiter->policy, now_us() - now);
 }

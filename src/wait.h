@@ -11,9 +11,8 @@
 #ifndef TEST_SHM_MQ_EXT_WAIT_H
 #define TEST_SHM_MQ_EXT_WAIT_H
 
-#include "portability/instr_time.h"
-
 #include "test_shm_mq_ext.h"
+#include "wait_policy.h"
 
 /*
  * What a ring process waits for when it sleeps.  From PostgreSQL 17 on each
@@ -36,31 +35,20 @@ typedef enum test_shm_mq_wait_event
 /*
  * One process's waiting state for one ring.  A loop calls test_shm_mq_wait()
  * each time a pass over its queues made no progress, and
- * test_shm_mq_waiter_progress() each time one did.
+ * test_shm_mq_waiter_progress() each time one did.  The adaptive strategy's
+ * rules are in wait_policy.c; this is their clock, latch and scheduler.
  */
 typedef struct test_shm_mq_waiter
 {
 	test_shm_mq_wait_strategy strategy;
-	bool		yield;			/* more processes than CPUs, or preempted
-								 * while spinning: poll by giving the CPU
-								 * away, not by spinning on it */
-	int			max_budget_us;	/* the configured polling budget */
-	int			budget_us;		/* the budget now, adapted to how polling
-								 * has paid off */
-	bool		polling;		/* polling since the last progress */
-	bool		sleep_next;		/* polling failed: sleep until progress */
-	bool		contended;		/* a yield found the CPUs busy */
-	uint32		polls;			/* polls in this round of polling */
-	instr_time	episode_start;	/* when polling began, after the last
-								 * progress */
-	instr_time	poll_start;		/* when this round of polling began */
-	instr_time	last_clock_read;	/* spinning: the last time we looked */
+	test_shm_mq_wait_policy policy;
+	uint32		polls;			/* spinning: polls since we last looked at
+								 * the clock */
 } test_shm_mq_waiter;
 
 extern void test_shm_mq_init_wait_events(void);
 extern uint32 test_shm_mq_wait_event_info(test_shm_mq_wait_event event);
 extern test_shm_mq_wait_strategy test_shm_mq_parse_wait_strategy(const char *name);
-extern const char *test_shm_mq_wait_strategy_name(test_shm_mq_wait_strategy strategy);
 extern int	test_shm_mq_online_cpus(void);
 extern void test_shm_mq_waiter_init(test_shm_mq_waiter *waiter,
 									test_shm_mq_wait_strategy strategy,

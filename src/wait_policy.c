@@ -1,0 +1,258 @@
+/*-------------------------------------------------------------------------
+ *
+ * wait_policy.c
+ *		The rules of the adaptive wait strategy, as pure functions of time.
+ *
+ * A process in a ring of P processes (N workers and the leader) waits, for
+ * each message, about as long as the message takes to travel round the rest
+ * of the ring.  While every process polls, that trip is P hops of well under
+ * a microsecond each; but every process that sleeps adds its wake-up, tens of
+ * microseconds, to the trip of every other.  So in a ring, waiting is not
+ * each process's own affair: a rule that lets one process sleep when its
+ * wait was long lengthens the others' waits, and if they then sleep too, the
+ * ring settles with everyone asleep and polling paid on top of each wake-up.
+ * The rules below are made so that this cannot last while the ring's
+ * processes each have a CPU.
+ *
+ * For a ring of P processes on a machine with C CPUs online:
+ *
+ * 1. How to poll.  With P <= C, each process can have a CPU of its own, and
+ *	  polls by spinning.  With P > C it polls by yielding its CPU, since the
+ *	  peer it waits for may need it.  A spinner that finds it was kept off its
+ *	  CPU (a gap of TEST_SHM_MQ_CONTENDED_US between two looks at the clock)
+ *	  shares its CPUs with other work after all, and polls by yielding from
+ *	  then on: a yield lets the scheduler run the peer it waits for, where a
+ *	  spinner would hold the CPU to the end of its time slice.
+ *
+ * 2. How long at most.  No wait polls longer than the ceiling, the
+ *	  per-process budget (test_shm_mq_ext.spin_budget_us) times P: a trip
+ *	  round a larger ring takes proportionally longer.  After that the
+ *	  process sleeps on its latch until a peer sets it, so an idle process
+ *	  costs one ceiling of CPU time, then nothing.
+ *
+ * 3. How long this time: the budget, learnt from the waits so far.
+ *	  - It starts at the ceiling.
+ *	  - A wait that polled until progress doubles it, up to the ceiling.
+ *	  - A wait that polled for the whole budget without progress halves it
+ *		(to no less than 1 us), and the process sleeps.
+ *	  - A yield that kept it off the CPU for TEST_SHM_MQ_CONTENDED_US means
+ *		the CPUs are busy with other work, which polling only delays: the
+ *		wait stops polling, and the next 8 waits sleep at once, without a
+ *		single poll; twice as many after each further such yield (up to
+ *		8192), and 8 again once a wait has polled through undisturbed.
+ *	  - But a spinner that slept, and then found the whole wait shorter than
+ *		the ceiling, learns that the ring was busy, only slower because
+ *		someone slept: it raises its budget to twice that wait, so that it
+ *		polls through the next one.  This is what makes a ring whose
+ *		processes have CPUs of their own climb out of everyone sleeping:
+ *		the more of them sleep, the longer the trip, and the longer the
+ *		others poll, until all poll again.  A wait longer than the ceiling
+ *		means the ring is idle, and teaches nothing.
+ *
+ * 4. A peer that moves data through our queues sets our latch.  Seeing it
+ *	  set starts the budget over, since a message larger than a queue moves
+ *	  in many such steps before a call of ours can complete; but no wait
+ *	  polls for more than MAX_ROUNDS_PER_WAIT ceilings in all.
+ *
+ * What follows: with P <= C and a trip shorter than the ceiling, the ring
+ * converges to every process polling, each trip costing P hops; whatever
+ * stalls it (a preemption, a process that slept), the next trip teaches the
+ * others to poll through it.  With P > C, or CPUs busy with other work,
+ * polls are yields that end at the first contended one, budgets halve, and
+ * the ring converges to sleeping, as "block" does.  t/model/ring_model.c
+ * runs these rules in a simulated ring.
+ *
+ * IDENTIFICATION
+ *		src/wait_policy.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "c.h"
+
+#include "wait_policy.h"
+
+/* The least budget that still lets polling prove itself again. */
+#define MIN_BUDGET_US			1
+
+/* No wait polls longer than this many ceilings, however often woken. */
+#define MAX_ROUNDS_PER_WAIT		16
+
+/* Waits that sleep at once after a contended yield: at first, and at most. */
+#define SLEEP_WAITS_FIRST		8
+#define SLEEP_WAITS_MAX			8192
+
+/*
+ * Prepare the rules for one process of a ring of nprocesses processes, the
+ * leader included, on a machine with ncpus CPUs online (0 if unknown).
+ * budget_per_process_us is test_shm_mq_ext.spin_budget_us; zero means never
+ * poll.
+ */
+void
+test_shm_mq_policy_init(test_shm_mq_wait_policy *policy, bool adaptive,
+						int budget_per_process_us, int nprocesses, int ncpus)
+{
+	memset(policy, 0, sizeof(*policy));
+	policy->adaptive = adaptive;
+	policy->short_of_cpus = ncpus > 0 && nprocesses > ncpus;
+	policy->ceiling_us = (int64) budget_per_process_us * Max(nprocesses, 1);
+	policy->budget_us = policy->ceiling_us;
+	policy->sleep_backoff = SLEEP_WAITS_FIRST;
+}
+
+/*
+ * Should the process sleep now rather than poll?
+ */
+bool
+test_shm_mq_policy_would_sleep(const test_shm_mq_wait_policy *policy)
+{
+	return !policy->adaptive || policy->budget_us <= 0 ||
+		policy->sleep_waits > 0 || (policy->waiting && !policy->polling);
+}
+
+/*
+ * Should the process poll by yielding its CPU, rather than by spinning?
+ */
+bool
+test_shm_mq_policy_yields(const test_shm_mq_wait_policy *policy)
+{
+	return policy->short_of_cpus || policy->preempted;
+}
+
+/*
+ * A wait begins with polling, at now.  The caller resets its latch, so that
+ * the latch records the next thing a peer does to its queues.
+ */
+void
+test_shm_mq_policy_begin(test_shm_mq_wait_policy *policy, int64 now)
+{
+	policy->waiting = true;
+	policy->polling = true;
+	policy->slept = false;
+	policy->contended = false;
+	policy->wait_start = now;
+	policy->round_start = now;
+	policy->last_look = now;
+}
+
+/*
+ * The process sleeps at now without having polled: the policy says so from
+ * the start of the wait.  (Once polling gives up, the wait counts as slept
+ * already.)
+ */
+void
+test_shm_mq_policy_sleeping(test_shm_mq_wait_policy *policy, int64 now)
+{
+	if (!policy->waiting)
+	{
+		policy->waiting = true;
+		policy->wait_start = now;
+	}
+	policy->polling = false;
+	policy->slept = true;
+}
+
+/*
+ * A polling process looks at the clock: it is now, and its latch is set or
+ * not.  Says whether to poll on, start a new round, or give up and sleep.
+ */
+test_shm_mq_poll_verdict
+test_shm_mq_policy_look(test_shm_mq_wait_policy *policy, int64 now,
+						bool latch_set)
+{
+	bool		preempted = false;
+
+	if (!test_shm_mq_policy_yields(policy) &&
+		now - policy->last_look >= TEST_SHM_MQ_CONTENDED_US)
+	{
+		/* Kept off our CPU: it is not ours alone. */
+		preempted = true;
+		policy->preempted = true;
+	}
+	policy->last_look = now;
+
+	if (!preempted && !policy->contended && latch_set &&
+		now - policy->wait_start < policy->ceiling_us * MAX_ROUNDS_PER_WAIT)
+	{
+		policy->round_start = now;
+		return TEST_SHM_MQ_POLL_NEW_ROUND;
+	}
+
+	if (preempted || policy->contended ||
+		now - policy->round_start >= policy->budget_us)
+	{
+		/* Polling was wasted this time: poll for less next time. */
+		policy->budget_us = Max(policy->budget_us / 2, MIN_BUDGET_US);
+		policy->polling = false;
+		policy->slept = true;
+		return TEST_SHM_MQ_POLL_GIVE_UP;
+	}
+	return TEST_SHM_MQ_POLL_ON;
+}
+
+/*
+ * A yield took this long.  Kept off the CPU that long, the process found it
+ * wanted by other work: its next look gives up.
+ */
+void
+test_shm_mq_policy_yielded(test_shm_mq_wait_policy *policy, int64 took)
+{
+	if (took >= TEST_SHM_MQ_CONTENDED_US)
+		policy->contended = true;
+}
+
+/*
+ * The process made progress at now: learn from the wait that ended, if any.
+ */
+void
+test_shm_mq_policy_progress(test_shm_mq_wait_policy *policy, int64 now)
+{
+	int64		waited = now - policy->wait_start;
+
+	if (!policy->waiting)
+		return;
+	if (policy->polling && !test_shm_mq_policy_yields(policy) &&
+		now - policy->last_look >= TEST_SHM_MQ_CONTENDED_US)
+	{
+		/* Kept off our CPU, and back to find the message waiting. */
+		policy->preempted = true;
+		policy->contended = true;
+	}
+	policy->waiting = false;
+	policy->polling = false;
+
+	if (policy->sleep_waits > 0)
+	{
+		/* One of the waits that sleep at once after a contended yield. */
+		policy->sleep_waits--;
+		return;
+	}
+
+	if (policy->contended)
+	{
+		/*
+		 * A yield kept us off the CPU for long: the CPUs are busy, and
+		 * polling only delays us.  Sleep at once for a while, for longer
+		 * each time this happens again.
+		 */
+		policy->sleep_waits = policy->sleep_backoff;
+		policy->sleep_backoff = Min(policy->sleep_backoff * 2,
+									SLEEP_WAITS_MAX);
+		policy->contended = false;
+	}
+	else if (!policy->slept)
+	{
+		/* Polling paid off: allow more of it next time. */
+		policy->budget_us = Min(policy->budget_us * 2, policy->ceiling_us);
+		policy->sleep_backoff = SLEEP_WAITS_FIRST;
+	}
+	else if (!test_shm_mq_policy_yields(policy) && waited < policy->ceiling_us)
+	{
+		/*
+		 * We slept through a wait short enough to poll through: the ring was
+		 * busy, only slower for someone's sleeping, ours perhaps.  Poll
+		 * through such a wait next time.
+		 */
+		policy->budget_us = Min(Max(policy->budget_us, 2 * waited),
+								policy->ceiling_us);
+	}
+}
