@@ -244,6 +244,7 @@ test_shm_mq_ring_create(int64 queue_size, int nworkers,
 	header->spin_budget_us = ring->spin_budget_us;
 	header->online_cpus = test_shm_mq_online_cpus();
 	pg_atomic_init_u32(&header->state, TEST_SHM_MQ_RING_OPEN);
+	pg_atomic_init_u64(&header->sleep_until, 0);
 	header->keep_until = 0;
 	header->workers_ready = 0;
 	memset(header->workers, 0,
@@ -345,7 +346,8 @@ test_shm_mq_ring_attach_queues(test_shm_mq_ring *ring)
 
 	test_shm_mq_waiter_init(&ring->waiter, ring->strategy,
 							ring->spin_budget_us, nworkers + 1,
-							ring->header->online_cpus);
+							ring->header->online_cpus,
+							&ring->header->sleep_until);
 }
 
 /*

@@ -107,6 +107,14 @@ typedef struct test_shm_mq_header
 	test_shm_mq_wait_strategy wait_strategy;	/* how workers wait */
 	int			spin_budget_us; /* adaptive: how long to poll before sleeping */
 
+	/*
+	 * Adaptive waiting: until when every ring process sleeps at once rather
+	 * than polls, since one of them found the CPUs busy (microseconds on the
+	 * monotonic clock; see wait_policy.c).  A hint, written by any ring
+	 * process without the lock.
+	 */
+	pg_atomic_uint64 sleep_until;
+
 	/* Written holding mutex. */
 	slock_t		mutex;
 	pg_atomic_uint32 state;		/* TEST_SHM_MQ_RING_* */

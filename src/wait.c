@@ -139,15 +139,18 @@ test_shm_mq_online_cpus(void)
 /*
  * Prepare a waiter for one ring of nprocesses processes, the leader included,
  * on a machine with ncpus CPUs online (0 if unknown).  spin_budget_us is
- * test_shm_mq_ext.spin_budget_us, the polling budget per process of the ring.
+ * test_shm_mq_ext.spin_budget_us, the polling budget per process of the ring;
+ * sleep_until is the ring's shared hint that the CPUs are busy.
  */
 void
 test_shm_mq_waiter_init(test_shm_mq_waiter *waiter,
 						test_shm_mq_wait_strategy strategy,
-						int spin_budget_us, int nprocesses, int ncpus)
+						int spin_budget_us, int nprocesses, int ncpus,
+						pg_atomic_uint64 *sleep_until)
 {
 	waiter->strategy = strategy;
 	waiter->polls = 0;
+	waiter->sleep_until = sleep_until;
 	test_shm_mq_policy_init(&waiter->policy,
 							strategy == TEST_SHM_MQ_WAIT_ADAPTIVE,
 							spin_budget_us, nprocesses, ncpus);
@@ -177,8 +180,15 @@ test_shm_mq_wait(test_shm_mq_waiter *waiter, test_shm_mq_wait_event event)
 
 	if (!policy->waiting)
 	{
+		now = now_us();
+		if (!test_shm_mq_policy_begin(policy, now,
+									  (int64) pg_atomic_read_u64(waiter->sleep_until)))
+		{
+			/* The ring found the CPUs busy: sleep at once. */
+			sleep_on_latch(event);
+			return true;
+		}
 		/* The reset latch records the next thing a peer does to our queues. */
-		test_shm_mq_policy_begin(policy, now_us());
 		waiter->polls = 0;
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
@@ -235,8 +245,13 @@ test_shm_mq_wait_would_sleep(test_shm_mq_waiter *waiter)
 void
 test_shm_mq_waiter_progress(test_shm_mq_waiter *waiter)
 {
-	if (waiter->policy.waiting)
-		test_shm_mq_policy_progress(&waiter->policy, now_us());
+	int64		sleep_until;
+
+	if (!waiter->policy.waiting)
+		return;
+	sleep_until = test_shm_mq_policy_progress(&waiter->policy, now_us());
+	if (sleep_until > (int64) pg_atomic_read_u64(waiter->sleep_until))
+		pg_atomic_write_u64(waiter->sleep_until, (uint64) sleep_until);
 }
 
 /*

@@ -11,6 +11,8 @@
 #ifndef TEST_SHM_MQ_EXT_WAIT_H
 #define TEST_SHM_MQ_EXT_WAIT_H
 
+#include "port/atomics.h"
+
 #include "test_shm_mq_ext.h"
 #include "wait_policy.h"
 
@@ -44,6 +46,7 @@ typedef struct test_shm_mq_waiter
 	test_shm_mq_wait_policy policy;
 	uint32		polls;			/* spinning: polls since we last looked at
 								 * the clock */
+	pg_atomic_uint64 *sleep_until;	/* the ring's, in its header */
 } test_shm_mq_waiter;
 
 extern void test_shm_mq_init_wait_events(void);
@@ -53,7 +56,7 @@ extern int	test_shm_mq_online_cpus(void);
 extern void test_shm_mq_waiter_init(test_shm_mq_waiter *waiter,
 									test_shm_mq_wait_strategy strategy,
 									int spin_budget_us, int nprocesses,
-									int ncpus);
+									int ncpus, pg_atomic_uint64 *sleep_until);
 extern bool test_shm_mq_wait(test_shm_mq_waiter *waiter,
 							 test_shm_mq_wait_event event);
 extern bool test_shm_mq_wait_would_sleep(test_shm_mq_waiter *waiter);

@@ -35,11 +35,14 @@
  *	  - A wait that polled until progress doubles it, up to the ceiling.
  *	  - A wait that polled for the whole budget without progress halves it
  *		(to no less than 1 us), and the process sleeps.
- *	  - A yield that kept it off the CPU for TEST_SHM_MQ_CONTENDED_US means
- *		the CPUs are busy with other work, which polling only delays: the
- *		wait stops polling, and the next 8 waits sleep at once, without a
- *		single poll; twice as many after each further such yield (up to
- *		8192), and 8 again once a wait has polled through undisturbed.
+ *	  - A yield that kept it off the CPU for TEST_SHM_MQ_CONTENDED_US, or a
+ *		spinner's preemption, means that the CPUs are busy with other work,
+ *		which polling only delays.  The process stops polling, and tells
+ *		the whole ring, through its header, to sleep at once for 1 ms: every
+ *		process then begins its waits asleep, without a single poll, so the
+ *		ring learns once what each process would have paid to learn alone.
+ *		The next process to find the CPUs busy asks for twice as long (up to
+ *		1 s), and a wait that polls through undisturbed resets it to 1 ms.
  *	  - But a spinner that slept, and then found the whole wait shorter than
  *		the ceiling, learns that the ring was busy, only slower because
  *		someone slept: it raises its budget to twice that wait, so that it
@@ -77,9 +80,9 @@
 /* No wait polls longer than this many ceilings, however often woken. */
 #define MAX_ROUNDS_PER_WAIT		16
 
-/* Waits that sleep at once after a contended yield: at first, and at most. */
-#define SLEEP_WAITS_FIRST		8
-#define SLEEP_WAITS_MAX			8192
+/* How long the ring sleeps at once after a contended wait: first, at most. */
+#define SLEEP_FOR_FIRST_US		1000
+#define SLEEP_FOR_MAX_US		1000000
 
 /*
  * Prepare the rules for one process of a ring of nprocesses processes, the
@@ -96,7 +99,7 @@ test_shm_mq_policy_init(test_shm_mq_wait_policy *policy, bool adaptive,
 	policy->short_of_cpus = ncpus > 0 && nprocesses > ncpus;
 	policy->ceiling_us = (int64) budget_per_process_us * Max(nprocesses, 1);
 	policy->budget_us = policy->ceiling_us;
-	policy->sleep_backoff = SLEEP_WAITS_FIRST;
+	policy->sleep_for_us = SLEEP_FOR_FIRST_US;
 }
 
 /*
@@ -106,7 +109,7 @@ bool
 test_shm_mq_policy_would_sleep(const test_shm_mq_wait_policy *policy)
 {
 	return !policy->adaptive || policy->budget_us <= 0 ||
-		policy->sleep_waits > 0 || (policy->waiting && !policy->polling);
+		(policy->waiting && !policy->polling);
 }
 
 /*
@@ -119,19 +122,32 @@ test_shm_mq_policy_yields(const test_shm_mq_wait_policy *policy)
 }
 
 /*
- * A wait begins with polling, at now.  The caller resets its latch, so that
- * the latch records the next thing a peer does to its queues.
+ * A wait begins at now, for a process that would poll.  ring_sleep_until is
+ * the ring's: until then, its processes sleep at once.  Returns true if the
+ * wait begins by polling, and the caller resets its latch, so that the latch
+ * records the next thing a peer does to its queues; false if the process
+ * sleeps now.
  */
-void
-test_shm_mq_policy_begin(test_shm_mq_wait_policy *policy, int64 now)
+bool
+test_shm_mq_policy_begin(test_shm_mq_wait_policy *policy, int64 now,
+						 int64 ring_sleep_until)
 {
 	policy->waiting = true;
+	policy->wait_start = now;
+	policy->contended = false;
+	if (now < ring_sleep_until)
+	{
+		policy->polling = false;
+		policy->slept = true;
+		policy->ring_asleep = true;
+		return false;
+	}
 	policy->polling = true;
 	policy->slept = false;
-	policy->contended = false;
-	policy->wait_start = now;
+	policy->ring_asleep = false;
 	policy->round_start = now;
 	policy->last_look = now;
+	return true;
 }
 
 /*
@@ -149,6 +165,7 @@ test_shm_mq_policy_sleeping(test_shm_mq_wait_policy *policy, int64 now)
 	}
 	policy->polling = false;
 	policy->slept = true;
+	policy->ring_asleep = false;
 }
 
 /*
@@ -202,14 +219,17 @@ test_shm_mq_policy_yielded(test_shm_mq_wait_policy *policy, int64 took)
 
 /*
  * The process made progress at now: learn from the wait that ended, if any.
+ * Returns until when the whole ring should sleep at once, if this wait found
+ * the CPUs busy; else 0.
  */
-void
+int64
 test_shm_mq_policy_progress(test_shm_mq_wait_policy *policy, int64 now)
 {
 	int64		waited = now - policy->wait_start;
+	int64		ring_sleep_until = 0;
 
 	if (!policy->waiting)
-		return;
+		return 0;
 	if (policy->polling && !test_shm_mq_policy_yields(policy) &&
 		now - policy->last_look >= TEST_SHM_MQ_CONTENDED_US)
 	{
@@ -220,30 +240,27 @@ test_shm_mq_policy_progress(test_shm_mq_wait_policy *policy, int64 now)
 	policy->waiting = false;
 	policy->polling = false;
 
-	if (policy->sleep_waits > 0)
+	if (policy->ring_asleep)
 	{
-		/* One of the waits that sleep at once after a contended yield. */
-		policy->sleep_waits--;
-		return;
+		/* The ring slept at once: nothing to learn. */
 	}
-
-	if (policy->contended)
+	else if (policy->contended)
 	{
 		/*
-		 * A yield kept us off the CPU for long: the CPUs are busy, and
-		 * polling only delays us.  Sleep at once for a while, for longer
-		 * each time this happens again.
+		 * We were kept off the CPU for long: the CPUs are busy, and polling
+		 * only delays the ring.  It sleeps at once for a while, longer each
+		 * time this happens again.
 		 */
-		policy->sleep_waits = policy->sleep_backoff;
-		policy->sleep_backoff = Min(policy->sleep_backoff * 2,
-									SLEEP_WAITS_MAX);
+		ring_sleep_until = now + policy->sleep_for_us;
+		policy->sleep_for_us = Min(policy->sleep_for_us * 2,
+								   SLEEP_FOR_MAX_US);
 		policy->contended = false;
 	}
 	else if (!policy->slept)
 	{
 		/* Polling paid off: allow more of it next time. */
 		policy->budget_us = Min(policy->budget_us * 2, policy->ceiling_us);
-		policy->sleep_backoff = SLEEP_WAITS_FIRST;
+		policy->sleep_for_us = SLEEP_FOR_FIRST_US;
 	}
 	else if (!test_shm_mq_policy_yields(policy) && waited < policy->ceiling_us)
 	{
@@ -255,4 +272,5 @@ test_shm_mq_policy_progress(test_shm_mq_wait_policy *policy, int64 now)
 		policy->budget_us = Min(Max(policy->budget_us, 2 * waited),
 								policy->ceiling_us);
 	}
+	return ring_sleep_until;
 }

@@ -51,14 +51,15 @@ typedef struct test_shm_mq_wait_policy
 	int64		budget_us;		/* how long the next wait polls */
 	bool		preempted;		/* kept off its CPU while spinning: poll by
 								 * yielding from now on */
-	int			sleep_waits;	/* after a contended yield: waits that
-								 * sleep at once, without polling */
-	int			sleep_backoff;	/* ... and how many after the next one */
+	int64		sleep_for_us;	/* after the next contended wait, how long
+								 * the ring sleeps at once */
 
 	/* The wait under way, if any. */
 	bool		waiting;		/* a wait began since the last progress */
 	bool		polling;		/* ... and polls now */
 	bool		slept;			/* ... and gave up polling at least once */
+	bool		ring_asleep;	/* ... and slept at once, the ring's CPUs
+								 * being busy */
 	bool		contended;		/* a yield found the CPU wanted */
 	int64		wait_start;		/* when the wait began */
 	int64		round_start;	/* when this round of polling began */
@@ -70,8 +71,8 @@ extern void test_shm_mq_policy_init(test_shm_mq_wait_policy *policy,
 									int nprocesses, int ncpus);
 extern bool test_shm_mq_policy_would_sleep(const test_shm_mq_wait_policy *policy);
 extern bool test_shm_mq_policy_yields(const test_shm_mq_wait_policy *policy);
-extern void test_shm_mq_policy_begin(test_shm_mq_wait_policy *policy,
-									 int64 now);
+extern bool test_shm_mq_policy_begin(test_shm_mq_wait_policy *policy,
+									 int64 now, int64 ring_sleep_until);
 extern void test_shm_mq_policy_sleeping(test_shm_mq_wait_policy *policy,
 										int64 now);
 extern test_shm_mq_poll_verdict test_shm_mq_policy_look(test_shm_mq_wait_policy *policy,
@@ -79,7 +80,7 @@ extern test_shm_mq_poll_verdict test_shm_mq_policy_look(test_shm_mq_wait_policy 
 														bool latch_set);
 extern void test_shm_mq_policy_yielded(test_shm_mq_wait_policy *policy,
 									   int64 took);
-extern void test_shm_mq_policy_progress(test_shm_mq_wait_policy *policy,
-										int64 now);
+extern int64 test_shm_mq_policy_progress(test_shm_mq_wait_policy *policy,
+										 int64 now);
 
 #endif							/* TEST_SHM_MQ_EXT_WAIT_POLICY_H */

@@ -159,7 +159,7 @@ test_shm_mq_ext_worker_main(Datum main_arg)
 	relay.idle = false;
 	test_shm_mq_waiter_init(&relay.waiter, header->wait_strategy,
 							header->spin_budget_us, nworkers + 1,
-							header->online_cpus);
+							header->online_cpus, &header->sleep_until);
 	relay_messages(&relay);
 
 	/*

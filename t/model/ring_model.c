@@ -104,6 +104,9 @@ typedef struct totals
 
 static uint64 rng_state;
 
+/* The ring's header: until when its processes sleep at once (us). */
+static int64 ring_sleep_until;
+
 static double
 uniform(void)
 {
@@ -175,6 +178,18 @@ wait_old(const model *m, process *p, int64 start, int64 arrival, totals *tot)
 }
 
 /*
+ * Progress at t: the policy learns, and may ask the ring to sleep at once.
+ */
+static int64
+progress(test_shm_mq_wait_policy *pol, int64 t)
+{
+	int64		sleep_until = test_shm_mq_policy_progress(pol, t / 1000);
+
+	ring_sleep_until = Max(ring_sleep_until, sleep_until);
+	return t;
+}
+
+/*
  * New rules: the policy itself, fed the simulated clock.
  */
 static int64
@@ -185,17 +200,16 @@ wait_new(const model *m, process *p, int64 start, int64 arrival, totals *tot)
 	int64		stall_at = -1;
 
 	if (test_shm_mq_policy_would_sleep(pol))
-	{
 		test_shm_mq_policy_sleeping(pol, start / 1000);
+	if (test_shm_mq_policy_would_sleep(pol) ||
+		!test_shm_mq_policy_begin(pol, start / 1000, ring_sleep_until))
+	{
 		tot->slept++;
 		t = Max(start, arrival) + m->wake;
-		test_shm_mq_policy_progress(pol, t / 1000);
-		return t;
+		return progress(pol, t);
 	}
 	if (m->stalls > 0 && uniform() < m->stalls)
 		stall_at = start + (int64) (uniform() * (arrival - start + 1));
-
-	test_shm_mq_policy_begin(pol, start / 1000);
 	for (;;)
 	{
 		bool		yields = test_shm_mq_policy_yields(pol);
@@ -232,8 +246,7 @@ wait_new(const model *m, process *p, int64 start, int64 arrival, totals *tot)
 			if (off_cpu)
 				found = Max(found, next);	/* once back on the CPU */
 			tot->poll_ns += found - start;
-			test_shm_mq_policy_progress(pol, found / 1000);
-			return found;
+			return progress(pol, found);
 		}
 		t = next;
 		verdict = test_shm_mq_policy_look(pol, t / 1000,
@@ -247,8 +260,7 @@ wait_new(const model *m, process *p, int64 start, int64 arrival, totals *tot)
 	tot->poll_ns += t - start;
 	tot->slept++;
 	t = (arrival <= t + POLL_NS) ? t + POLL_NS : arrival + m->wake;
-	test_shm_mq_policy_progress(pol, t / 1000);
-	return t;
+	return progress(pol, t);
 }
 
 static int64
