@@ -347,7 +347,7 @@ test_shm_mq_ring_attach_queues(test_shm_mq_ring *ring)
 	test_shm_mq_waiter_init(&ring->waiter, ring->strategy,
 							ring->spin_budget_us, nworkers + 1,
 							ring->header->online_cpus,
-							&ring->header->sleep_until);
+							&ring->header->sleep_until, true);
 }
 
 /*

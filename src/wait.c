@@ -140,20 +140,21 @@ test_shm_mq_online_cpus(void)
  * Prepare a waiter for one ring of nprocesses processes, the leader included,
  * on a machine with ncpus CPUs online (0 if unknown).  spin_budget_us is
  * test_shm_mq_ext.spin_budget_us, the polling budget per process of the ring;
- * sleep_until is the ring's shared hint that the CPUs are busy.
+ * sleep_until is the ring's shared hint that the CPUs are busy, which the
+ * leader (scout) tests.
  */
 void
 test_shm_mq_waiter_init(test_shm_mq_waiter *waiter,
 						test_shm_mq_wait_strategy strategy,
 						int spin_budget_us, int nprocesses, int ncpus,
-						pg_atomic_uint64 *sleep_until)
+						pg_atomic_uint64 *sleep_until, bool scout)
 {
 	waiter->strategy = strategy;
 	waiter->polls = 0;
 	waiter->sleep_until = sleep_until;
 	test_shm_mq_policy_init(&waiter->policy,
 							strategy == TEST_SHM_MQ_WAIT_ADAPTIVE,
-							spin_budget_us, nprocesses, ncpus);
+							spin_budget_us, nprocesses, ncpus, scout);
 }
 
 /*
@@ -250,7 +251,7 @@ test_shm_mq_waiter_progress(test_shm_mq_waiter *waiter)
 	if (!waiter->policy.waiting)
 		return;
 	sleep_until = test_shm_mq_policy_progress(&waiter->policy, now_us());
-	if (sleep_until > (int64) pg_atomic_read_u64(waiter->sleep_until))
+	if (sleep_until != TEST_SHM_MQ_RING_UNCHANGED)
 		pg_atomic_write_u64(waiter->sleep_until, (uint64) sleep_until);
 }
 

@@ -56,7 +56,8 @@ extern int	test_shm_mq_online_cpus(void);
 extern void test_shm_mq_waiter_init(test_shm_mq_waiter *waiter,
 									test_shm_mq_wait_strategy strategy,
 									int spin_budget_us, int nprocesses,
-									int ncpus, pg_atomic_uint64 *sleep_until);
+									int ncpus, pg_atomic_uint64 *sleep_until,
+									bool scout);
 extern bool test_shm_mq_wait(test_shm_mq_waiter *waiter,
 							 test_shm_mq_wait_event event);
 extern bool test_shm_mq_wait_would_sleep(test_shm_mq_waiter *waiter);

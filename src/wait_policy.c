@@ -31,18 +31,20 @@
  *	  costs one ceiling of CPU time, then nothing.
  *
  * 3. How long this time: the budget, learnt from the waits so far.
- *	  - It starts at the ceiling.
+ *	  - It starts at the per-process budget.
  *	  - A wait that polled until progress doubles it, up to the ceiling.
  *	  - A wait that polled for the whole budget without progress halves it
  *		(to no less than 1 us), and the process sleeps.
  *	  - A yield that kept it off the CPU for TEST_SHM_MQ_CONTENDED_US, or a
  *		spinner's preemption, means that the CPUs are busy with other work,
  *		which polling only delays.  The process stops polling, and tells
- *		the whole ring, through its header, to sleep at once for 1 ms: every
- *		process then begins its waits asleep, without a single poll, so the
- *		ring learns once what each process would have paid to learn alone.
- *		The next process to find the CPUs busy asks for twice as long (up to
- *		1 s), and a wait that polls through undisturbed resets it to 1 ms.
+ *		the whole ring, through its header, to sleep at once: every process
+ *		then begins its waits asleep, without a single poll, so the ring
+ *		learns once what each process would have paid to learn alone.  Only
+ *		the leader, the ring's scout, tries polling again, after 1 ms, then
+ *		after twice as long each time it finds the CPUs still busy (up to
+ *		1 s); once it polls undisturbed, whether or not its wait ended
+ *		while it polled, it wakes the ring to polling again.
  *	  - But a spinner that slept, and then found the whole wait shorter than
  *		the ceiling, learns that the ring was busy, only slower because
  *		someone slept: it raises its budget to twice that wait, so that it
@@ -88,17 +90,19 @@
  * Prepare the rules for one process of a ring of nprocesses processes, the
  * leader included, on a machine with ncpus CPUs online (0 if unknown).
  * budget_per_process_us is test_shm_mq_ext.spin_budget_us; zero means never
- * poll.
+ * poll.  scout is set for the leader.
  */
 void
 test_shm_mq_policy_init(test_shm_mq_wait_policy *policy, bool adaptive,
-						int budget_per_process_us, int nprocesses, int ncpus)
+						int budget_per_process_us, int nprocesses, int ncpus,
+						bool scout)
 {
 	memset(policy, 0, sizeof(*policy));
 	policy->adaptive = adaptive;
 	policy->short_of_cpus = ncpus > 0 && nprocesses > ncpus;
+	policy->scout = scout;
 	policy->ceiling_us = (int64) budget_per_process_us * Max(nprocesses, 1);
-	policy->budget_us = policy->ceiling_us;
+	policy->budget_us = budget_per_process_us;
 	policy->sleep_for_us = SLEEP_FOR_FIRST_US;
 }
 
@@ -123,10 +127,10 @@ test_shm_mq_policy_yields(const test_shm_mq_wait_policy *policy)
 
 /*
  * A wait begins at now, for a process that would poll.  ring_sleep_until is
- * the ring's: until then, its processes sleep at once.  Returns true if the
- * wait begins by polling, and the caller resets its latch, so that the latch
- * records the next thing a peer does to its queues; false if the process
- * sleeps now.
+ * the ring's: while it is set, its processes sleep at once, except the
+ * scout once it has passed.  Returns true if the wait begins by polling, and
+ * the caller resets its latch, so that the latch records the next thing a
+ * peer does to its queues; false if the process sleeps now.
  */
 bool
 test_shm_mq_policy_begin(test_shm_mq_wait_policy *policy, int64 now,
@@ -135,13 +139,14 @@ test_shm_mq_policy_begin(test_shm_mq_wait_policy *policy, int64 now,
 	policy->waiting = true;
 	policy->wait_start = now;
 	policy->contended = false;
-	if (now < ring_sleep_until)
+	if (ring_sleep_until != 0 && (!policy->scout || now < ring_sleep_until))
 	{
 		policy->polling = false;
 		policy->slept = true;
 		policy->ring_asleep = true;
 		return false;
 	}
+	policy->scouting = ring_sleep_until != 0;
 	policy->polling = true;
 	policy->slept = false;
 	policy->ring_asleep = false;
@@ -219,17 +224,19 @@ test_shm_mq_policy_yielded(test_shm_mq_wait_policy *policy, int64 took)
 
 /*
  * The process made progress at now: learn from the wait that ended, if any.
- * Returns until when the whole ring should sleep at once, if this wait found
- * the CPUs busy; else 0.
+ * Returns what the ring's sleep_until becomes: until when the whole ring
+ * sleeps at once, if this wait found the CPUs busy; 0 if the scout found them
+ * free again; else TEST_SHM_MQ_RING_UNCHANGED.
  */
 int64
 test_shm_mq_policy_progress(test_shm_mq_wait_policy *policy, int64 now)
 {
 	int64		waited = now - policy->wait_start;
-	int64		ring_sleep_until = 0;
+	int64		ring_sleep_until = TEST_SHM_MQ_RING_UNCHANGED;
+	bool		scouting;
 
 	if (!policy->waiting)
-		return 0;
+		return TEST_SHM_MQ_RING_UNCHANGED;
 	if (policy->polling && !test_shm_mq_policy_yields(policy) &&
 		now - policy->last_look >= TEST_SHM_MQ_CONTENDED_US)
 	{
@@ -237,26 +244,35 @@ test_shm_mq_policy_progress(test_shm_mq_wait_policy *policy, int64 now)
 		policy->preempted = true;
 		policy->contended = true;
 	}
+	scouting = policy->scouting;
 	policy->waiting = false;
 	policy->polling = false;
+	policy->scouting = false;
 
 	if (policy->ring_asleep)
-	{
-		/* The ring slept at once: nothing to learn. */
-	}
-	else if (policy->contended)
+		return TEST_SHM_MQ_RING_UNCHANGED;	/* slept at once: nothing learnt */
+
+	if (policy->contended)
 	{
 		/*
 		 * We were kept off the CPU for long: the CPUs are busy, and polling
 		 * only delays the ring.  It sleeps at once for a while, longer each
-		 * time this happens again.
+		 * time the scout finds them busy again.
 		 */
+		policy->contended = false;
 		ring_sleep_until = now + policy->sleep_for_us;
 		policy->sleep_for_us = Min(policy->sleep_for_us * 2,
 								   SLEEP_FOR_MAX_US);
-		policy->contended = false;
+		return ring_sleep_until;
 	}
-	else if (!policy->slept)
+	if (scouting)
+	{
+		/* The scout polled undisturbed: the CPUs are free again. */
+		ring_sleep_until = 0;
+		policy->sleep_for_us = SLEEP_FOR_FIRST_US;
+	}
+
+	if (!policy->slept)
 	{
 		/* Polling paid off: allow more of it next time. */
 		policy->budget_us = Min(policy->budget_us * 2, policy->ceiling_us);

@@ -25,6 +25,9 @@
  */
 #define TEST_SHM_MQ_CONTENDED_US	50
 
+/* test_shm_mq_policy_progress(): leave the ring's sleep_until as it is. */
+#define TEST_SHM_MQ_RING_UNCHANGED	(-1)
+
 /* What a polling process should do after its latest look at the clock. */
 typedef enum test_shm_mq_poll_verdict
 {
@@ -45,6 +48,8 @@ typedef struct test_shm_mq_wait_policy
 	bool		adaptive;		/* false: always sleep, as "block" does */
 	bool		short_of_cpus;	/* more processes than CPUs: poll by
 								 * yielding the CPU, never by spinning */
+	bool		scout;			/* the leader: the one that tries polling
+								 * again while the ring sleeps at once */
 	int64		ceiling_us;		/* the longest any wait polls */
 
 	/* Learnt from the waits so far. */
@@ -60,6 +65,8 @@ typedef struct test_shm_mq_wait_policy
 	bool		slept;			/* ... and gave up polling at least once */
 	bool		ring_asleep;	/* ... and slept at once, the ring's CPUs
 								 * being busy */
+	bool		scouting;		/* ... and polls to see whether they still
+								 * are */
 	bool		contended;		/* a yield found the CPU wanted */
 	int64		wait_start;		/* when the wait began */
 	int64		round_start;	/* when this round of polling began */
@@ -68,7 +75,7 @@ typedef struct test_shm_mq_wait_policy
 
 extern void test_shm_mq_policy_init(test_shm_mq_wait_policy *policy,
 									bool adaptive, int budget_per_process_us,
-									int nprocesses, int ncpus);
+									int nprocesses, int ncpus, bool scout);
 extern bool test_shm_mq_policy_would_sleep(const test_shm_mq_wait_policy *policy);
 extern bool test_shm_mq_policy_yields(const test_shm_mq_wait_policy *policy);
 extern bool test_shm_mq_policy_begin(test_shm_mq_wait_policy *policy,

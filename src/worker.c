@@ -159,7 +159,8 @@ test_shm_mq_ext_worker_main(Datum main_arg)
 	relay.idle = false;
 	test_shm_mq_waiter_init(&relay.waiter, header->wait_strategy,
 							header->spin_budget_us, nworkers + 1,
-							header->online_cpus, &header->sleep_until);
+							header->online_cpus, &header->sleep_until,
+							false);
 	relay_messages(&relay);
 
 	/*

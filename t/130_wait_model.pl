@@ -99,4 +99,14 @@ for my $case ([ \@host16, 1 ], [ \@host16, 4 ], [ \@host16, 15 ],
 		"$cpus busy CPUs, $n workers: within 10% of block");
 }
 
+# The load goes away after 100 ms: the leader, scouting, finds the CPUs free
+# and the ring polls again.
+for my $n (1, 15)
+{
+	my $new = model('--workers', $n, @host16, '--load-for-ms', 100,
+		'--trips', 40000);
+	cmp_ok($new->{slept_share}, '<', 0.01,
+		"16 CPUs, $n workers, load gone: the ring polls again");
+}
+
 done_testing();

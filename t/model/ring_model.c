@@ -18,7 +18,8 @@
  *			spinner runs in slices of SLICE_NS, then waits a slice while the
  *			loop runs; a loaded yield gives the loop a slice; a woken sleeper
  *			runs at once (the scheduler favours wake-ups).  Unloaded, every
- *			process has a CPU of its own.
+ *			process has a CPU of its own.  --load-for-ms stops the load after
+ *			that long.
  *
  * Optional noise: each wait, with probability stall_per_wait, the process is
  * kept off its CPU for STALL_NS at a random moment (an interrupt, a daemon).
@@ -33,6 +34,7 @@
  *
  *	ring_model --workers N --cpus C --hop-us H --wake-us W
  *			   [--rules new|old|block] [--budget-us B] [--load]
+ *			   [--load-for-ms T]
  *			   [--stalls P] [--trips T] [--seed S]
  *
  * IDENTIFICATION
@@ -81,6 +83,7 @@ typedef struct model
 	int64		hop;
 	int64		wake;
 	bool		load;
+	int64		load_until;		/* ns; the load stops then */
 	double		stalls;
 	model_rules rules;
 	int			budget_us;
@@ -120,10 +123,16 @@ uniform(void)
  * Loaded, a polling process on CPU until slice_end, then off for a slice:
  * the next time at or after t that it is on its CPU.
  */
+static bool
+loaded_at(const model *m, int64 t)
+{
+	return m->load && t < m->load_until;
+}
+
 static int64
 on_cpu_at(const model *m, process *p, int64 t)
 {
-	if (!m->load)
+	if (!loaded_at(m, t))
 		return t;
 	while (t >= p->slice_end)
 	{
@@ -150,7 +159,7 @@ wait_old(const model *m, process *p, int64 start, int64 arrival, totals *tot)
 	{
 		int64		next = t + (o->yield ? YIELD_NS : LOOK_NS);
 
-		if (m->load)
+		if (loaded_at(m, t))
 			next = o->yield ? t + SLICE_NS : on_cpu_at(m, p, next);
 		if (next - t >= TEST_SHM_MQ_CONTENDED_US * 1000)
 		{
@@ -185,7 +194,8 @@ progress(test_shm_mq_wait_policy *pol, int64 t)
 {
 	int64		sleep_until = test_shm_mq_policy_progress(pol, t / 1000);
 
-	ring_sleep_until = Max(ring_sleep_until, sleep_until);
+	if (sleep_until != TEST_SHM_MQ_RING_UNCHANGED)
+		ring_sleep_until = sleep_until;
 	return t;
 }
 
@@ -217,7 +227,7 @@ wait_new(const model *m, process *p, int64 start, int64 arrival, totals *tot)
 		bool		off_cpu = false;
 		test_shm_mq_poll_verdict verdict;
 
-		if (yields && m->load)
+		if (yields && loaded_at(m, t))
 		{
 			/* The busy loop takes a slice. */
 			test_shm_mq_policy_yielded(pol, SLICE_NS / 1000);
@@ -291,13 +301,14 @@ main(int argc, char **argv)
 		{"rules", required_argument, NULL, 'r'},
 		{"budget-us", required_argument, NULL, 'b'},
 		{"load", no_argument, NULL, 'l'},
+		{"load-for-ms", required_argument, NULL, 'L'},
 		{"stalls", required_argument, NULL, 's'},
 		{"trips", required_argument, NULL, 't'},
 		{"seed", required_argument, NULL, 'S'},
 		{NULL, 0, NULL, 0}
 	};
 	model		m = {.nprocesses = 2, .ncpus = 16, .hop = 535, .wake = 8000,
-	.rules = RULES_NEW, .budget_us = 100};
+	.rules = RULES_NEW, .budget_us = 100, .load_until = PG_INT64_MAX};
 	int			trips = 20000;
 	int			opt;
 	process    *procs;
@@ -335,6 +346,10 @@ main(int argc, char **argv)
 			case 'l':
 				m.load = true;
 				break;
+			case 'L':
+				m.load = true;
+				m.load_until = (int64) (atof(optarg) * 1000000);
+				break;
 			case 's':
 				m.stalls = atof(optarg);
 				break;
@@ -355,7 +370,7 @@ main(int argc, char **argv)
 	for (i = 0; i < m.nprocesses; i++)
 	{
 		test_shm_mq_policy_init(&procs[i].policy, true, m.budget_us,
-								m.nprocesses, m.ncpus);
+								m.nprocesses, m.ncpus, i == 0);
 		procs[i].old.max_budget = m.budget_us;
 		procs[i].old.budget = m.budget_us;
 		procs[i].old.yield = m.ncpus > 0 && m.nprocesses > m.ncpus;
