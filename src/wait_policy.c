@@ -35,9 +35,11 @@
  *	  - A wait that polled until progress doubles it, up to the ceiling.
  *	  - A wait that polled for the whole budget without progress halves it
  *		(to no less than 1 us), and the process sleeps.
- *	  - A yield that kept it off the CPU for TEST_SHM_MQ_CONTENDED_US, or a
- *		spinner's preemption, means that the CPUs are busy with other work,
- *		which polling only delays.  The process stops polling, and tells
+ *	  - A yield that kept it off the CPU for TEST_SHM_MQ_CONTENDED_US means
+ *		that the CPUs are busy with other work now, which polling only
+ *		delays.  (A spinner's preemption alone proves less: the kernel's
+ *		own work, or another guest's on a virtual machine, preempts now and
+ *		then; such a process only yields from then on, as rule 1 says.)  The process stops polling, and tells
  *		the whole ring, through its header, to sleep at once: every process
  *		then begins its waits asleep, without a single poll, so the ring
  *		learns once what each process would have paid to learn alone.  Only
@@ -45,10 +47,10 @@
  *		after twice as long each time it finds the CPUs still busy (up to
  *		1 s); once it polls undisturbed, whether or not its wait ended
  *		while it polled, it wakes the ring to polling again.
- *	  - But a spinner that slept, and then found the whole wait shorter than
- *		the ceiling, learns that the ring was busy, only slower because
- *		someone slept: it raises its budget to twice that wait, so that it
- *		polls through the next one.  This is what makes a ring whose
+ *	  - But a process of a ring with a CPU each (P <= C) that slept, and
+ *		then found the whole wait shorter than the ceiling, learns that the
+ *		ring was busy, only slower because someone slept: it raises its
+ *		budget to twice that wait, so that it polls through the next one.  This is what makes a ring whose
  *		processes have CPUs of their own climb out of everyone sleeping:
  *		the more of them sleep, the longer the trip, and the longer the
  *		others poll, until all poll again.  A wait longer than the ceiling
@@ -242,7 +244,6 @@ test_shm_mq_policy_progress(test_shm_mq_wait_policy *policy, int64 now)
 	{
 		/* Kept off our CPU, and back to find the message waiting. */
 		policy->preempted = true;
-		policy->contended = true;
 	}
 	scouting = policy->scouting;
 	policy->waiting = false;
@@ -278,7 +279,7 @@ test_shm_mq_policy_progress(test_shm_mq_wait_policy *policy, int64 now)
 		policy->budget_us = Min(policy->budget_us * 2, policy->ceiling_us);
 		policy->sleep_for_us = SLEEP_FOR_FIRST_US;
 	}
-	else if (!test_shm_mq_policy_yields(policy) && waited < policy->ceiling_us)
+	else if (!policy->short_of_cpus && waited < policy->ceiling_us)
 	{
 		/*
 		 * We slept through a wait short enough to poll through: the ring was
