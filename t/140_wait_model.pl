@@ -1,5 +1,5 @@
 
-# 130_wait_model.pl
+# 140_wait_model.pl
 #
 # The adaptive wait strategy's rules (src/wait_policy.c), run in a model of a
 # ring (t/model/ring_model.c) on machines that this suite cannot run on: 16
