@@ -4,7 +4,10 @@
  *		Every PostgreSQL version check of test_shm_mq_ext, and nothing else.
  *
  * The rest of the code is written against the PostgreSQL 15 API; the shims
- * below let it build unchanged on 13 through 18.
+ * below let it build unchanged on 13 through 19.  Of what 19 changed, nothing
+here is used (GetNamedDSMSegment()'s new argument, GetNamedDSA(),
+GetNamedDSHash(), BGWORKER_INTERRUPTIBLE, the removed
+LWLockRegisterTranche()); a use of any would need its shim here.
  *
  * IDENTIFICATION
  *		src/compat.h

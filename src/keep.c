@@ -32,8 +32,11 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "port/atomics.h"
 #include "storage/ipc.h"
+#include "storage/spin.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
 #include "ring.h"
 

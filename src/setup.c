@@ -30,9 +30,12 @@
 
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "port/atomics.h"
 #include "portability/instr_time.h"
 #include "storage/latch.h"
 #include "storage/lock.h"
+#include "storage/proc.h"
+#include "storage/spin.h"
 #include "utils/memutils.h"
 
 #include "ring.h"

@@ -22,6 +22,7 @@
 #include "libpq/pqformat.h"
 #include "libpq/pqmq.h"
 #include "postmaster/bgworker.h"
+#include "storage/spin.h"
 
 #include "ring.h"
 
