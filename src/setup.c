@@ -263,6 +263,7 @@ test_shm_mq_ring_create(int64 queue_size, int nworkers,
 	pg_atomic_init_u32(&header->state, TEST_SHM_MQ_RING_OPEN);
 	header->keep_until = 0;
 	header->workers_ready = 0;
+	header->lost_worker = 0;
 	memset(header->workers, 0,
 		   mul_size(nworkers, sizeof(test_shm_mq_worker_slot)));
 	shm_toc_insert(toc, TEST_SHM_MQ_KEY_HEADER, header);
@@ -721,8 +722,8 @@ release_workers(dsm_segment *segment, Datum arg)
 	test_shm_mq_kept_tickets_give_back(ring);
 
 	SpinLockAcquire(&ring->header->mutex);
-	pinned = ring->header->pinned;
-	ring->header->pinned = false;
+	pinned = ring->header->lost_worker != 0;
+	ring->header->lost_worker = 0;
 	SpinLockRelease(&ring->header->mutex);
 	if (pinned)
 		dsm_unpin_segment(ring->handle);

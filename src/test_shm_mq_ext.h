@@ -96,8 +96,8 @@ typedef struct test_shm_mq_worker_slot
  * The header at TEST_SHM_MQ_KEY_HEADER.
  *
  * The leader fills in every field before registering the first worker; after
- * that only state, keep_until, workers_ready, lost_worker, pinned and
- * workers[] change.  Each worker writes its own slot and counts itself ready;
+ * that only state, keep_until, workers_ready, lost_worker and workers[]
+ * change.  Each worker writes its own slot and counts itself ready;
  * the leader moves the ring between states, and a worker may close a kept
  * ring whose keep_until has passed, or that yields, or mark it lost.  All writes are made holding mutex.  state is atomic so that a
  * worker can look at it without the lock after each wait; what it decides
@@ -122,9 +122,9 @@ typedef struct test_shm_mq_header
 	pg_atomic_uint32 state;		/* TEST_SHM_MQ_RING_* */
 	TimestampTz keep_until;		/* while KEPT: when workers may close it */
 	int			workers_ready;	/* workers that attached all their queues */
-	int			lost_worker;	/* [W] while LOST: the worker that left */
-	bool		pinned;			/* [W] set, [L] cleared: the segment is
-								 * pinned, see TEST_SHM_MQ_RING_LOST */
+	int			lost_worker;	/* [W] set, [L] cleared: the worker that
+								 * left a kept ring; while set, the segment
+								 * is pinned (TEST_SHM_MQ_RING_LOST) */
 	test_shm_mq_worker_slot workers[FLEXIBLE_ARRAY_MEMBER]; /* by worker
 															 * number - 1 */
 } test_shm_mq_header;

@@ -376,8 +376,7 @@ leaving_kept_ring(dsm_segment *segment, Datum arg)
 		{
 			pg_atomic_write_u32(&header->state, TEST_SHM_MQ_RING_LOST);
 			header->lost_worker = relay->worker_number;
-			pin = !header->pinned;
-			header->pinned = true;
+			pin = true;
 		}
 		else
 			pg_atomic_write_u32(&header->state, TEST_SHM_MQ_RING_CLOSED);
