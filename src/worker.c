@@ -105,8 +105,13 @@ test_shm_mq_ext_worker_main(Datum main_arg)
 	shm_toc    *toc;
 	test_shm_mq_header *header;
 	shm_mq	   *mq;
-	relay_state relay;
 	int			nworkers;
+
+	/*
+	 * Static: leaving_kept_ring() reads it on the way out, and an error
+	 * leaves this function for StartBackgroundWorker()'s handler first.
+	 */
+	static relay_state relay;
 
 	/* SIGTERM is serviced at the next CHECK_FOR_INTERRUPTS(). */
 	pqsignal(SIGTERM, die);
