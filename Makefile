@@ -3,6 +3,7 @@
 MODULE_big = test_shm_mq_ext
 OBJS = \
 	src/bench.o \
+	src/cluster.o \
 	src/drive.o \
 	src/keep.o \
 	src/layout.o \

@@ -102,6 +102,28 @@ SELECT * FROM function_privileges ORDER BY proname;
 -- The updated installation is the fresh one.
 SELECT installation() = (SELECT installation FROM fresh) AS same_as_fresh;
 
+-- Who may keep a ring, and for how long: ring_keepalive is for superusers
+-- to set, or to grant with ALTER ROLE ... SET or a SECURITY DEFINER
+-- function's SET clause; max_kept_workers belongs to the server's
+-- configuration.  Out of range is 22023 (core's wording varies by major).
+SELECT name, context, min_val, max_val, boot_val FROM pg_settings
+WHERE name IN ('test_shm_mq_ext.ring_keepalive',
+               'test_shm_mq_ext.max_kept_workers')
+ORDER BY name;
+SET ROLE regress_tsmq_granted;
+SELECT outcome('SET test_shm_mq_ext.ring_keepalive = ''1s''');
+SELECT outcome('SET test_shm_mq_ext.max_kept_workers = 2');
+RESET ROLE;
+SELECT left(outcome('SET test_shm_mq_ext.ring_keepalive = ''11min'''), 5) AS sqlstate;
+SELECT left(outcome('SET test_shm_mq_ext.ring_keepalive = -1'), 5) AS sqlstate;
+SELECT outcome('SET test_shm_mq_ext.max_kept_workers = 2');
+SELECT outcome('SET test_shm_mq_ext.ring_keepalive = ''10min''');
+ALTER ROLE regress_tsmq_granted SET test_shm_mq_ext.ring_keepalive = '1s';
+SELECT setconfig FROM pg_db_role_setting
+WHERE setrole = 'regress_tsmq_granted'::regrole;
+ALTER ROLE regress_tsmq_granted RESET ALL;
+RESET test_shm_mq_ext.ring_keepalive;
+
 DROP TABLE fresh, calls;
 DROP VIEW function_privileges;
 DROP FUNCTION installation(), outcome(text);

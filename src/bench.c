@@ -144,7 +144,7 @@ test_shm_mq_bench(PG_FUNCTION_ARGS)
 
 	leader_cpu_ms = cpu_ms() - cpu_start;
 	INSTR_TIME_SET_CURRENT(done);
-	test_shm_mq_ring_done(ring);
+	test_shm_mq_ring_done(ring, fcinfo->flinfo->fn_oid);
 	INSTR_TIME_SET_CURRENT(end);
 
 	INSTR_TIME_SUBTRACT(end, done);

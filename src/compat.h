@@ -19,8 +19,12 @@ LWLockRegisterTranche()); a use of any would need its shim here.
 
 #include "fmgr.h"
 #include "postmaster/bgworker.h"
+#include "storage/lock.h"
 #include "storage/shm_mq.h"
+#include "catalog/pg_proc.h"
+#include "utils/acl.h"
 #include "utils/guc.h"
+#include "utils/guc_tables.h"
 
 /* PostgreSQL 14 moved the wait event definitions out of pgstat.h. */
 #if PG_VERSION_NUM >= 140000
@@ -61,8 +65,44 @@ LWLockRegisterTranche()); a use of any would need its shim here.
 #ifdef BGWORKER_BYPASS_ROLELOGINCHECK
 #define TEST_SHM_MQ_CONNECTION_FLAGS \
 	(BGWORKER_BYPASS_ALLOWCONN | BGWORKER_BYPASS_ROLELOGINCHECK)
+#define TEST_SHM_MQ_WORKERS_NEED_LOGIN false
 #else
 #define TEST_SHM_MQ_CONNECTION_FLAGS BGWORKER_BYPASS_ALLOWCONN
+#define TEST_SHM_MQ_WORKERS_NEED_LOGIN true
+#endif
+
+/* PostgreSQL 17 lets LockHeldByMe() count a stronger lock too. */
+#if PG_VERSION_NUM >= 170000
+#define test_shm_mq_lock_held_by_me(tag, mode) LockHeldByMe((tag), (mode), false)
+#else
+#define test_shm_mq_lock_held_by_me(tag, mode) LockHeldByMe((tag), (mode))
+#endif
+
+/*
+ * PostgreSQL 16 replaced the per-object ACL checks with object_aclcheck(),
+ * and exported find_option(); before, the GUC table is searched by hand.
+ */
+#if PG_VERSION_NUM >= 160000
+#define test_shm_mq_function_aclcheck(function_oid, role_oid, mode) \
+	object_aclcheck(ProcedureRelationId, (function_oid), (role_oid), (mode))
+#define test_shm_mq_find_option(name) find_option((name), false, true, ERROR)
+#else
+#define test_shm_mq_function_aclcheck(function_oid, role_oid, mode) \
+	pg_proc_aclcheck((function_oid), (role_oid), (mode))
+static inline struct config_generic *
+test_shm_mq_find_option(const char *name)
+{
+	struct config_generic **variables = get_guc_variables();
+	int			count = GetNumConfigOptions();
+	int			i;
+
+	for (i = 0; i < count; i++)
+	{
+		if (strcmp(variables[i]->name, name) == 0)
+			return variables[i];
+	}
+	return NULL;
+}
 #endif
 
 /*

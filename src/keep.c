@@ -16,13 +16,27 @@
  * OPEN under the header's lock, which a worker also holds to close it: the
  * ring is either claimed or closed, never both.  A ring found closed, or
  * gone, is replaced quietly; one that lost a worker while it was idle is
- * replaced with a NOTICE saying what became of the worker.  From the claim
- * on, the ring belongs to the call exactly as a new one does, so an error or
- * cancel during the call takes it down the same way.
+ * replaced with a NOTICE saying what became of the worker, in its own words
+ * if it sent any: the worker pinned the segment as it left, so that its
+ * report is still there.  From the claim on, the ring belongs to the call
+ * exactly as a new one does, so an error or cancel during the call takes it
+ * down the same way.
  *
- * The kept ring is also taken down by a call of another shape, or one made
- * with ring_keepalive at 0; by the rollback of the (sub)transaction that last
- * used it; by test_shm_mq_release_ring(); and by the end of the session.
+ * A ring is kept only while nobody waits for a worker slot, and only if the
+ * cluster-wide cap test_shm_mq_ext.max_kept_workers has room for its workers
+ * (cluster.c); otherwise it is taken down as its call ends.  Idle kept
+ * workers stand down by themselves when a session starts to wait.
+ *
+ * The kept ring ends with what owns it.  A call of another shape, or one
+ * made with ring_keepalive at 0, or by another role, takes it down; so do the
+ * rollback of the (sub)transaction that last used it, test_shm_mq_release_ring()
+ * and the end of the session.  And the commit of every transaction checks
+ * that the ring is still wanted: that ring_keepalive, as it will be once the
+ * transaction is over, is above 0 (so SET, RESET, RESET ALL, DISCARD ALL or
+ * the end of a SET LOCAL take it down), and that the function whose call kept
+ * it still exists and may still be executed by its role (so DROP EXTENSION
+ * and REVOKE do).  A call never claims a ring whose function is gone, so a
+ * CREATE EXTENSION after another session's DROP builds a new one.
  *
  * IDENTIFICATION
  *		src/keep.c
@@ -32,10 +46,13 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "miscadmin.h"
 #include "port/atomics.h"
 #include "storage/ipc.h"
 #include "storage/spin.h"
+#include "utils/guc_tables.h"
 #include "utils/memutils.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "ring.h"
@@ -47,8 +64,12 @@ static bool callbacks_registered = false;
 
 static bool same_shape(test_shm_mq_ring *ring, int64 queue_size,
 					   int nworkers, test_shm_mq_wait_strategy strategy);
+static bool still_owned(test_shm_mq_ring *ring);
+static bool wanted_after_commit(test_shm_mq_ring *ring);
+static int	keepalive_after_commit(void);
 static test_shm_mq_ring *claim_kept_ring(void);
-static void keep_ring(test_shm_mq_ring *ring);
+static void report_lost_ring(test_shm_mq_ring *ring, const char *loss);
+static void keep_ring(test_shm_mq_ring *ring, Oid keeper_function);
 static void kept_ring_xact_callback(XactEvent event, void *arg);
 static void kept_ring_subxact_callback(SubXactEvent event,
 									   SubTransactionId subid,
@@ -74,7 +95,8 @@ test_shm_mq_ring_acquire(int64 queue_size, int nworkers,
 	if (kept_ring != NULL)
 	{
 		if (test_shm_mq_ring_keepalive > 0 &&
-			same_shape(kept_ring, queue_size, nworkers, strategy))
+			same_shape(kept_ring, queue_size, nworkers, strategy) &&
+			still_owned(kept_ring))
 		{
 			ring = claim_kept_ring();
 			if (ring != NULL)
@@ -90,17 +112,21 @@ test_shm_mq_ring_acquire(int64 queue_size, int nworkers,
 }
 
 /*
- * End a successful call: keep its ring if test_shm_mq_ext.ring_keepalive
- * says so, otherwise take it down.  A ring without workers is never kept,
- * since nothing but the leader holds its segment; nor is one with a message
- * left over, which the next call would take for its own.
+ * End a successful call of the SQL function keeper_function: keep its ring
+ * if test_shm_mq_ext.ring_keepalive says so, otherwise take it down.  A ring
+ * without workers is never kept, since nothing but the leader holds its
+ * segment; nor is one with a message left over, which the next call would
+ * take for its own; nor one whose slots another session waits for, or
+ * whose workers the cluster-wide cap has no room for.
  */
 void
-test_shm_mq_ring_done(test_shm_mq_ring *ring)
+test_shm_mq_ring_done(test_shm_mq_ring *ring, Oid keeper_function)
 {
 	if (test_shm_mq_ring_keepalive > 0 && ring->nworkers > 0 &&
-		test_shm_mq_ring_quiesce(ring))
-		keep_ring(ring);
+		test_shm_mq_ring_quiesce(ring) &&
+		!test_shm_mq_slot_waiter_present() &&
+		test_shm_mq_kept_tickets_take(ring))
+		keep_ring(ring, keeper_function);
 	else
 		test_shm_mq_ring_release(ring);
 }
@@ -138,8 +164,72 @@ same_shape(test_shm_mq_ring *ring, int64 queue_size, int nworkers,
 }
 
 /*
+ * May the current call claim the ring?  Only a call from the role the ring
+ * was made for, and only while the function that kept it still exists: after
+ * DROP EXTENSION, and CREATE EXTENSION again, it does not.
+ */
+static bool
+still_owned(test_shm_mq_ring *ring)
+{
+	return ring->owner_role == GetUserId() &&
+		SearchSysCacheExists1(PROCOID,
+							  ObjectIdGetDatum(ring->keeper_function));
+}
+
+/*
+ * Is the kept ring still wanted once the committing transaction is over?
+ * Called before the commit, in the transaction, where the catalogs can still
+ * be read and an error can still abort it.
+ */
+static bool
+wanted_after_commit(test_shm_mq_ring *ring)
+{
+	return keepalive_after_commit() > 0 &&
+		SearchSysCacheExists1(PROCOID,
+							  ObjectIdGetDatum(ring->keeper_function)) &&
+		test_shm_mq_function_aclcheck(ring->keeper_function, ring->owner_role,
+									  ACL_EXECUTE) == ACLCHECK_OK;
+}
+
+/*
+ * The value test_shm_mq_ext.ring_keepalive will have once the top-level
+ * transaction now committing is over, read from the setting's stack of
+ * saved values: a SET LOCAL ends with the transaction, which is after the
+ * last transaction callback.  At that point only the transaction's own
+ * entry can be left, and the commit keeps its value (SET), restores the
+ * one from before the transaction (SET LOCAL), or restores the SET value
+ * that a later SET LOCAL masked.
+ */
+static int
+keepalive_after_commit(void)
+{
+	static struct config_int *setting = NULL;
+	GucStack   *stack;
+
+	if (setting == NULL)
+		setting = (struct config_int *)
+			test_shm_mq_find_option("test_shm_mq_ext.ring_keepalive");
+	if (setting == NULL || setting->gen.stack == NULL)
+		return test_shm_mq_ring_keepalive;
+
+	stack = setting->gen.stack;
+	switch (stack->state)
+	{
+		case GUC_SET:
+			return test_shm_mq_ring_keepalive;
+		case GUC_SET_LOCAL:
+			return stack->masked.val.intval;
+		case GUC_SAVE:
+		case GUC_LOCAL:
+			return stack->prior.val.intval;
+	}
+	return test_shm_mq_ring_keepalive;
+}
+
+/*
  * Claim the kept ring for a call.  Returns NULL, having taken the ring down,
- * if it expired or lost a worker while idle.
+ * if it expired, stood down for a session waiting for a worker slot, or lost
+ * a worker while idle; the last with a NOTICE.
  *
  * The ring stays the session's until attaching to it again has succeeded:
  * should that fail, it is still kept, for the next call or the end of the
@@ -154,6 +244,7 @@ claim_kept_ring(void)
 	test_shm_mq_header *header;
 	bool		attached;
 	bool		claimed;
+	uint32		state;
 	char	   *loss;
 
 	attached = test_shm_mq_ring_attach(ring);
@@ -171,12 +262,18 @@ claim_kept_ring(void)
 
 	header = ring->header;
 	SpinLockAcquire(&header->mutex);
-	claimed = pg_atomic_read_u32(&header->state) == TEST_SHM_MQ_RING_KEPT;
+	state = pg_atomic_read_u32(&header->state);
+	claimed = state == TEST_SHM_MQ_RING_KEPT;
 	if (claimed)
 		pg_atomic_write_u32(&header->state, TEST_SHM_MQ_RING_OPEN);
 	SpinLockRelease(&header->mutex);
 	if (!claimed)
 	{
+		if (state == TEST_SHM_MQ_RING_LOST)
+		{
+			test_shm_mq_ring_attach_queues(ring);
+			report_lost_ring(ring, test_shm_mq_kept_ring_loss(ring));
+		}
 		test_shm_mq_ring_release(ring);
 		return NULL;
 	}
@@ -185,11 +282,7 @@ claim_kept_ring(void)
 	loss = test_shm_mq_kept_ring_loss(ring);
 	if (loss != NULL)
 	{
-		ereport(NOTICE,
-				(errmsg_plural("kept ring of %d worker was lost, starting a new one",
-							   "kept ring of %d workers was lost, starting a new one",
-							   ring->nworkers, ring->nworkers),
-				 errdetail_internal("%s", loss)));
+		report_lost_ring(ring, loss);
 		test_shm_mq_ring_release(ring);
 		return NULL;
 	}
@@ -198,12 +291,26 @@ claim_kept_ring(void)
 }
 
 /*
+ * Say that a kept ring was lost while idle; loss says what became of the
+ * worker that went first.
+ */
+static void
+report_lost_ring(test_shm_mq_ring *ring, const char *loss)
+{
+	ereport(NOTICE,
+			(errmsg_plural("kept ring of %d worker was lost, starting a new one",
+						   "kept ring of %d workers was lost, starting a new one",
+						   ring->nworkers, ring->nworkers),
+			 errdetail_internal("%s", loss)));
+}
+
+/*
  * Keep a ring after a successful call: mark it kept until the keepalive has
  * passed, wake the workers so that they go idle and start counting, and
  * leave it to them.
  */
 static void
-keep_ring(test_shm_mq_ring *ring)
+keep_ring(test_shm_mq_ring *ring, Oid keeper_function)
 {
 	TimestampTz keep_until;
 
@@ -230,18 +337,31 @@ keep_ring(test_shm_mq_ring *ring)
 	test_shm_mq_ring_detach(ring);
 	MemoryContextSetParent(ring->context, TopMemoryContext);
 	ring->kept_subid = GetCurrentSubTransactionId();
+	ring->keep_until = keep_until;
+	ring->keeper_function = keeper_function;
 	kept_ring = ring;
 }
 
 /*
  * Transaction callback: a rollback takes down a ring kept during the
- * transaction; a commit hands it to the session, beyond any later rollback.
+ * transaction; a commit hands it to the session, beyond any later rollback,
+ * if it is still wanted once the transaction is over, and takes it down, as
+ * the last thing before the commit, if not.
  */
 static void
 kept_ring_xact_callback(XactEvent event, void *arg)
 {
-	if (kept_ring == NULL ||
-		kept_ring->kept_subid == InvalidSubTransactionId)
+	if (kept_ring == NULL)
+		return;
+
+	if (event == XACT_EVENT_PRE_COMMIT || event == XACT_EVENT_PRE_PREPARE)
+	{
+		if (!wanted_after_commit(kept_ring))
+			(void) test_shm_mq_release_kept_ring();
+		return;
+	}
+
+	if (kept_ring->kept_subid == InvalidSubTransactionId)
 		return;
 
 	switch (event)

@@ -18,6 +18,7 @@
 #include <limits.h>
 
 #include "fmgr.h"
+#include "postmaster/postmaster.h"
 #include "utils/guc.h"
 
 #include "test_shm_mq_ext.h"
@@ -26,6 +27,22 @@ TEST_SHM_MQ_MODULE_MAGIC;
 
 /* test_shm_mq_ext.ring_keepalive: ms a kept ring waits for the next call */
 int			test_shm_mq_ring_keepalive = 0;
+
+/*
+ * The longest keepalive: ten minutes.  Keeping a ring saves a call the
+ * milliseconds it takes to build one, which matters only to calls that
+ * follow one another closely; a ring idle for longer saves nothing worth the
+ * worker slots it holds from everyone else.
+ */
+#define MAX_RING_KEEPALIVE_MS	(10 * 60 * 1000)
+
+/*
+ * test_shm_mq_ext.max_kept_workers: workers that idle kept rings may hold,
+ * cluster-wide.  The default, 4, is half of max_worker_processes' default of
+ * 8: with the logical replication launcher's slot, that leaves 3 for
+ * parallel query, more than max_parallel_workers_per_gather's default of 2.
+ */
+int			test_shm_mq_max_kept_workers = 4;
 
 /* test_shm_mq_ext.worker_slot_wait: ms to wait for a free worker slot */
 int			test_shm_mq_worker_slot_wait = 0;
@@ -60,9 +77,18 @@ _PG_init(void)
 							"Sets how long a successful call's ring is kept for the next call.",
 							"Zero takes every ring down when its call ends.",
 							&test_shm_mq_ring_keepalive,
-							0, 0, INT_MAX,
-							PGC_USERSET,
+							0, 0, MAX_RING_KEEPALIVE_MS,
+							PGC_SUSET,
 							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("test_shm_mq_ext.max_kept_workers",
+							"Sets how many background workers idle kept rings may hold across the server.",
+							"A ring whose workers would exceed it is taken down when its call ends. Zero keeps no ring.",
+							&test_shm_mq_max_kept_workers,
+							4, 0, MAX_BACKENDS,
+							PGC_SIGHUP,
+							0,
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("test_shm_mq_ext.worker_slot_wait",

@@ -61,8 +61,20 @@ typedef struct test_shm_mq_ring
 									 * worker has detached */
 	test_shm_mq_waiter waiter;	/* how the leader waits on this ring */
 
-	/* While kept: the (sub)transaction whose rollback takes it down. */
-	SubTransactionId kept_subid;
+	/* Who owns it: only a call from this role may claim it. */
+	Oid			owner_role;
+
+	/* While kept. */
+	SubTransactionId kept_subid;	/* the (sub)transaction whose rollback
+									 * takes it down */
+	TimestampTz keep_until;		/* as in the header, when last kept */
+	Oid			keeper_function;	/* the SQL function whose call kept it:
+									 * gone, or no longer executable by
+									 * owner_role, takes the ring down */
+
+	/* Kept-worker tickets held (cluster.c), by number. */
+	int		   *tickets;		/* nworkers entries */
+	int			ntickets;
 } test_shm_mq_ring;
 
 /* setup.c */
@@ -78,13 +90,21 @@ extern bool test_shm_mq_ring_quiesce(test_shm_mq_ring *ring);
 extern void test_shm_mq_ring_detach(test_shm_mq_ring *ring);
 extern void test_shm_mq_ring_wake_workers(test_shm_mq_ring *ring);
 extern void test_shm_mq_ring_release(test_shm_mq_ring *ring);
+extern Oid	test_shm_mq_worker_role(void);
 
 /* keep.c */
 extern test_shm_mq_ring *test_shm_mq_ring_acquire(int64 queue_size,
 												  int nworkers,
 												  test_shm_mq_wait_strategy strategy);
-extern void test_shm_mq_ring_done(test_shm_mq_ring *ring);
+extern void test_shm_mq_ring_done(test_shm_mq_ring *ring,
+								  Oid keeper_function);
 extern bool test_shm_mq_release_kept_ring(void);
+
+/* cluster.c */
+extern bool test_shm_mq_kept_tickets_take(test_shm_mq_ring *ring);
+extern void test_shm_mq_kept_tickets_give_back(test_shm_mq_ring *ring);
+extern void test_shm_mq_slot_wait_announce(bool *announced);
+extern void test_shm_mq_slot_wait_end(bool *announced);
 
 /* worker_errors.c */
 extern void test_shm_mq_forward_worker_errors(test_shm_mq_ring *ring);

@@ -28,6 +28,8 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
+#include "catalog/pg_authid.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "port/atomics.h"
@@ -37,6 +39,7 @@
 #include "storage/proc.h"
 #include "storage/spin.h"
 #include "utils/memutils.h"
+#include "utils/syscache.h"
 
 #include "ring.h"
 
@@ -70,7 +73,18 @@
  */
 #define REGISTRATION_LOCK_KEY1	0x74736d71	/* "tsmq" */
 #define REGISTRATION_LOCK_KEY2	0x72696e67	/* "ring" */
-#define REGISTRATION_LOCK_FIELD4	3	/* SQL-level advisory locks use 1 and 2 */
+#define REGISTRATION_LOCK_FIELD4	3	/* SQL-level advisory locks use 1 and 2;
+										 * cluster.c uses 4 and 5 */
+
+/*
+ * A wait for worker slots, or for the registration lock: when it began, and
+ * whether we have told other sessions that we wait (cluster.c).
+ */
+typedef struct slot_wait
+{
+	instr_time	start;			/* zero until the first sleep */
+	bool		announced;		/* holding the slot-waiter lock */
+} slot_wait;
 
 static Size header_size(int nworkers);
 static void estimate_segment(shm_toc_estimator *estimator, Size queue_size,
@@ -78,8 +92,8 @@ static void estimate_segment(shm_toc_estimator *estimator, Size queue_size,
 static void register_workers(test_shm_mq_ring *ring);
 static BackgroundWorkerHandle *register_worker(BackgroundWorker *worker,
 											   int worker_number, int nworkers,
-											   instr_time *wait_start);
-static bool wait_for_slot(instr_time *wait_start);
+											   slot_wait *wait);
+static bool wait_for_slot(slot_wait *wait);
 pg_noreturn static void report_no_free_slot(int worker_number, int nworkers,
 											 bool registration_busy);
 static void wait_for_workers_ready(test_shm_mq_ring *ring);
@@ -229,6 +243,9 @@ test_shm_mq_ring_create(int64 queue_size, int nworkers,
 	ring->segment_size = segment_size;
 	ring->ring_number = next_ring_number++;
 	ring->kept_subid = InvalidSubTransactionId;
+	ring->owner_role = GetUserId();
+	ring->tickets = MemoryContextAllocZero(context,
+										   mul_size(nworkers, sizeof(int)));
 
 	ring->segment = dsm_create(segment_size, 0);
 	ring->handle = dsm_segment_handle(ring->segment);
@@ -250,6 +267,7 @@ test_shm_mq_ring_create(int64 queue_size, int nworkers,
 	pg_atomic_init_u64(&header->sleep_until, 0);
 	header->keep_until = 0;
 	header->workers_ready = 0;
+	header->lost_worker = 0;
 	memset(header->workers, 0,
 		   mul_size(nworkers, sizeof(test_shm_mq_worker_slot)));
 	shm_toc_insert(toc, TEST_SHM_MQ_KEY_HEADER, header);
@@ -450,15 +468,15 @@ test_shm_mq_ring_detach(test_shm_mq_ring *ring)
  * Register one dynamic background worker per ring position.
  *
  * Each gets the segment handle as its main argument, its number and the
- * leader's user in bgw_extra, and the leader as the process to
- * notify when it starts or stops.
+ * role to connect as in bgw_extra, and the leader as the process to notify
+ * when it starts or stops.
  */
 static void
 register_workers(test_shm_mq_ring *ring)
 {
 	BackgroundWorker worker;
 	test_shm_mq_worker_args args;
-	instr_time	wait_start;
+	slot_wait	wait;
 	LOCKTAG		tag;
 	bool		serialize = test_shm_mq_worker_slot_wait > 0;
 	int			worker_number;
@@ -475,11 +493,12 @@ register_workers(test_shm_mq_ring *ring)
 	worker.bgw_notify_pid = MyProcPid;
 
 	memset(&args, 0, sizeof(args));
-	args.user_id = GetAuthenticatedUserId();
+	args.user_id = test_shm_mq_worker_role();
 	args.leader_pid = MyProcPid;
 	args.ring_number = ring->ring_number;
 
-	INSTR_TIME_SET_ZERO(wait_start);
+	INSTR_TIME_SET_ZERO(wait.start);
+	wait.announced = false;
 
 	if (serialize)
 	{
@@ -488,7 +507,7 @@ register_workers(test_shm_mq_ring *ring)
 		while (LockAcquire(&tag, ExclusiveLock, false, true) ==
 			   LOCKACQUIRE_NOT_AVAIL)
 		{
-			if (!wait_for_slot(&wait_start))
+			if (!wait_for_slot(&wait))
 				report_no_free_slot(1, ring->nworkers, true);
 		}
 	}
@@ -502,12 +521,48 @@ register_workers(test_shm_mq_ring *ring)
 		memcpy(worker.bgw_extra, &args, sizeof(args));
 
 		ring->workers[worker_number - 1] =
-			register_worker(&worker, worker_number, ring->nworkers,
-							&wait_start);
+			register_worker(&worker, worker_number, ring->nworkers, &wait);
 	}
 
+	test_shm_mq_slot_wait_end(&wait.announced);
 	if (serialize)
 		LockRelease(&tag, ExclusiveLock, false);
+}
+
+/*
+ * The role a ring's workers connect as: the role that makes the call, so
+ * that pg_stat_activity shows it and it may signal its own workers.
+ *
+ * Before PostgreSQL 17 a background worker can connect only as a role that
+ * may log in; for one that may not, such as a group role after SET ROLE, the
+ * workers connect as the session user instead, or, should that not log in
+ * either (after SET SESSION AUTHORIZATION), as the authenticated user.
+ */
+Oid
+test_shm_mq_worker_role(void)
+{
+	Oid			candidates[2];
+	int			i;
+
+	if (!TEST_SHM_MQ_WORKERS_NEED_LOGIN)
+		return GetUserId();
+
+	candidates[0] = GetUserId();
+	candidates[1] = GetSessionUserId();
+	for (i = 0; i < lengthof(candidates); i++)
+	{
+		HeapTuple	tuple;
+		bool		can_login;
+
+		tuple = SearchSysCache1(AUTHOID, ObjectIdGetDatum(candidates[i]));
+		if (!HeapTupleIsValid(tuple))
+			continue;
+		can_login = ((Form_pg_authid) GETSTRUCT(tuple))->rolcanlogin;
+		ReleaseSysCache(tuple);
+		if (can_login)
+			return candidates[i];
+	}
+	return GetAuthenticatedUserId();
 }
 
 /*
@@ -516,13 +571,13 @@ register_workers(test_shm_mq_ring *ring)
  */
 static BackgroundWorkerHandle *
 register_worker(BackgroundWorker *worker, int worker_number, int nworkers,
-				instr_time *wait_start)
+				slot_wait *wait)
 {
 	BackgroundWorkerHandle *handle;
 
 	while (!RegisterDynamicBackgroundWorker(worker, &handle))
 	{
-		if (!wait_for_slot(wait_start))
+		if (!wait_for_slot(wait))
 			report_no_free_slot(worker_number, nworkers, false);
 	}
 
@@ -558,10 +613,11 @@ report_no_free_slot(int worker_number, int nworkers, bool registration_busy)
  * The wait is counted from the first call for this ring.  Returns false,
  * without sleeping, once test_shm_mq_ext.worker_slot_wait is used up; with the
  * setting at zero that is at once.  No one tells us when a slot frees up, so
- * we poll.
+ * we poll; each time, we tell other sessions' idle kept rings that we wait,
+ * so that they stand down (cluster.c).
  */
 static bool
-wait_for_slot(instr_time *wait_start)
+wait_for_slot(slot_wait *wait)
 {
 	instr_time	waited;
 	double		waited_ms;
@@ -570,14 +626,15 @@ wait_for_slot(instr_time *wait_start)
 	if (test_shm_mq_worker_slot_wait <= 0)
 		return false;
 
-	if (INSTR_TIME_IS_ZERO(*wait_start))
-		INSTR_TIME_SET_CURRENT(*wait_start);
+	if (INSTR_TIME_IS_ZERO(wait->start))
+		INSTR_TIME_SET_CURRENT(wait->start);
 	INSTR_TIME_SET_CURRENT(waited);
-	INSTR_TIME_SUBTRACT(waited, *wait_start);
+	INSTR_TIME_SUBTRACT(waited, wait->start);
 	waited_ms = INSTR_TIME_GET_MILLISEC(waited);
 	if (waited_ms >= test_shm_mq_worker_slot_wait)
 		return false;
 
+	test_shm_mq_slot_wait_announce(&wait->announced);
 	sleep_ms = Min(SLOT_POLL_INTERVAL_MS,
 				   (long) (test_shm_mq_worker_slot_wait - waited_ms) + 1);
 	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
@@ -655,15 +712,26 @@ wait_for_workers_ready(test_shm_mq_ring *ring)
  * It runs when the leader detaches the segment, after a successful call or
  * during the abort of a failed one, and at the latest when the leader's
  * process exits.  It must not fail, and during an abort it cannot be
- * interrupted, so every wait in it is bounded.
+ * interrupted, so every wait in it is bounded.  A segment that a lost
+ * worker pinned is unpinned here, so that our detach destroys it, and any
+ * kept-worker tickets go back.
  */
 static void
 release_workers(dsm_segment *segment, Datum arg)
 {
 	test_shm_mq_ring *ring = (test_shm_mq_ring *) DatumGetPointer(arg);
+	bool		pinned;
 
 	close_ring(ring);
 	wait_for_workers_to_exit(ring);
+	test_shm_mq_kept_tickets_give_back(ring);
+
+	SpinLockAcquire(&ring->header->mutex);
+	pinned = ring->header->lost_worker != 0;
+	ring->header->lost_worker = 0;
+	SpinLockRelease(&ring->header->mutex);
+	if (pinned)
+		dsm_unpin_segment(ring->handle);
 }
 
 /*
@@ -844,7 +912,10 @@ test_shm_mq_ring_release(test_shm_mq_ring *ring)
 
 	if (ring->segment == NULL && ring->workers != NULL &&
 		!test_shm_mq_ring_attach(ring))
+	{
 		wait_for_workers_to_exit(ring);
+		test_shm_mq_kept_tickets_give_back(ring);
+	}
 	if (ring->segment != NULL)
 	{
 		dsm_detach(ring->segment);

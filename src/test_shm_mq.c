@@ -49,7 +49,7 @@ test_shm_mq(PG_FUNCTION_ARGS)
 									test_shm_mq_default_wait_strategy);
 	test_shm_mq_ping_pong(ring, VARSIZE_ANY_EXHDR(message),
 						  VARDATA_ANY(message), repeat_count);
-	test_shm_mq_ring_done(ring);
+	test_shm_mq_ring_done(ring, fcinfo->flinfo->fn_oid);
 
 	PG_RETURN_VOID();
 }
@@ -77,7 +77,7 @@ test_shm_mq_pipelined(PG_FUNCTION_ARGS)
 									test_shm_mq_default_wait_strategy);
 	test_shm_mq_pipeline(ring, VARSIZE_ANY_EXHDR(message),
 						 VARDATA_ANY(message), repeat_count, verify);
-	test_shm_mq_ring_done(ring);
+	test_shm_mq_ring_done(ring, fcinfo->flinfo->fn_oid);
 
 	PG_RETURN_VOID();
 }

@@ -69,10 +69,20 @@ typedef enum test_shm_mq_wait_strategy
  * the first worker to wake after keep_until closes it.  Workers leave as soon
  * as they see the ring CLOSED, and do not start relaying if they see it
  * first.  Only OPEN -> KEPT -> OPEN can happen more than once.
+ *
+ * A kept ring is also closed, before keep_until, by a worker woken because
+ * another session waits for a worker slot (it yields).  A worker that leaves
+ * a KEPT ring before keep_until for any other reason, an error or a signal,
+ * marks it LOST, naming itself in lost_worker, and pins the segment, so that
+ * its error report is still there when the leader's next call comes to read
+ * it; the leader unpins it as it takes the ring down.  Workers leave a LOST
+ * ring as they leave a CLOSED one.
  */
 #define TEST_SHM_MQ_RING_OPEN		0	/* being set up, or carrying a call */
 #define TEST_SHM_MQ_RING_KEPT		1	/* idle between calls, until keep_until */
 #define TEST_SHM_MQ_RING_CLOSED		2	/* taken down: workers leave */
+#define TEST_SHM_MQ_RING_LOST		3	/* a worker left while kept: workers
+										 * leave, the segment stays pinned */
 
 /* What the ring keeps about each of its workers. */
 typedef struct test_shm_mq_worker_slot
@@ -86,10 +96,10 @@ typedef struct test_shm_mq_worker_slot
  * The header at TEST_SHM_MQ_KEY_HEADER.
  *
  * The leader fills in every field before registering the first worker; after
- * that only state, keep_until, workers_ready and workers[] change.  Each
- * worker writes its own slot and counts itself ready; the leader moves the
- * ring between states, and a worker may close a kept ring whose keep_until
- * has passed.  All writes are made holding mutex.  state is atomic so that a
+ * that only state, keep_until, workers_ready, lost_worker and workers[]
+ * change.  Each worker writes its own slot and counts itself ready;
+ * the leader moves the ring between states, and a worker may close a kept
+ * ring whose keep_until has passed, or that yields, or mark it lost.  All writes are made holding mutex.  state is atomic so that a
  * worker can look at it without the lock after each wait; what it decides
  * on, it reads again under the lock.
  */
@@ -120,14 +130,18 @@ typedef struct test_shm_mq_header
 	pg_atomic_uint32 state;		/* TEST_SHM_MQ_RING_* */
 	TimestampTz keep_until;		/* while KEPT: when workers may close it */
 	int			workers_ready;	/* workers that attached all their queues */
+	int			lost_worker;	/* [W] set, [L] cleared: the worker that
+								 * left a kept ring; while set, the segment
+								 * is pinned (TEST_SHM_MQ_RING_LOST) */
 	test_shm_mq_worker_slot workers[FLEXIBLE_ARRAY_MEMBER]; /* by worker
 															 * number - 1 */
 } test_shm_mq_header;
 
 /*
  * What a worker learns from bgw_extra; bgw_main_arg carries the segment
- * handle.  Workers connect, to no database, as the leader's authenticated
- * user, so that pg_stat_activity shows whose they are.
+ * handle.  Workers connect, to no database, as the role that made the call
+ * where that role may connect (see test_shm_mq_worker_role()), so that
+ * pg_stat_activity shows whose they are.
  */
 typedef struct test_shm_mq_worker_args
 {
@@ -146,6 +160,10 @@ extern int test_shm_mq_ring_keepalive;
 extern int test_shm_mq_worker_slot_wait;
 extern int test_shm_mq_default_wait_strategy;
 extern int test_shm_mq_spin_budget_us;
+extern int test_shm_mq_max_kept_workers;
+
+/* What sessions share without shared memory of their own (cluster.c). */
+extern bool test_shm_mq_slot_waiter_present(void);
 
 /* The worker's entry point (worker.c). */
 pg_noreturn extern PGDLLEXPORT void test_shm_mq_ext_worker_main(Datum main_arg);

@@ -18,7 +18,13 @@
  * Between the calls of a kept ring a worker first polls for what is left of
  * its adaptive budget, then is idle, as pg_stat_activity shows, and sleeps
  * until the next call's first message reaches it, or until the keepalive has
- * passed; then it closes the ring itself and leaves.
+ * passed; then it closes the ring itself and leaves.  As it goes idle it
+ * gives back the buffer in which a large message was put together, so that
+ * it holds no more memory than a fresh worker.  Woken while idle, it looks
+ * whether a session waits for a worker slot, and if one does, it closes the
+ * ring and leaves, and so do the others.  A worker that leaves a kept ring
+ * for any other reason, an error or a signal, marks it lost and pins its
+ * segment, so that the leader's next call can say what became of it.
  *
  * IDENTIFICATION
  *		src/worker.c
@@ -29,6 +35,7 @@
 
 #include "libpq/pqmq.h"
 #include "miscadmin.h"
+#include "utils/memutils.h"
 #include "pgstat.h"
 #include "port/atomics.h"
 #include "postmaster/bgworker.h"
@@ -52,6 +59,13 @@
  */
 #define HELD_MESSAGE_MAX	8192
 
+/*
+ * A message larger than this, received, leaves a buffer as large behind in
+ * the input queue's handle; a worker that goes idle after one gives the
+ * buffer back.  Smaller ones cost less than a fresh worker's own memory.
+ */
+#define IDLE_BUFFER_MAX		(64 * 1024)
+
 /* Set once we exit with nothing left to tell; see exit_worker(). */
 static bool leaving_cleanly = false;
 
@@ -59,6 +73,11 @@ static bool leaving_cleanly = false;
 typedef struct relay_state
 {
 	test_shm_mq_header *header;
+	int			worker_number;
+	dsm_segment *segment;
+	shm_mq	   *input_queue;
+	MemoryContext input_context;	/* holds input and its buffer */
+	Size		largest_received;	/* since the ring last went idle */
 	shm_mq_handle *input;
 	shm_mq_handle *output;
 	test_shm_mq_waiter waiter;
@@ -74,7 +93,10 @@ static void skip_library_teardown(void);
 static bool join_ring(test_shm_mq_header *header, int worker_number);
 static bool ring_closed(test_shm_mq_header *header);
 static bool wait_for_peer(relay_state *relay, test_shm_mq_wait_event event);
-static bool wait_while_kept(relay_state *relay);
+static bool wait_while_kept(relay_state *relay, bool between_messages);
+static void attach_input(relay_state *relay);
+static bool stand_down(relay_state *relay);
+static void leaving_kept_ring(dsm_segment *segment, Datum arg);
 static void relay_messages(relay_state *relay);
 static bool forward_message(relay_state *relay, Size nbytes,
 							const void *data, bool flush);
@@ -90,8 +112,13 @@ test_shm_mq_ext_worker_main(Datum main_arg)
 	shm_toc    *toc;
 	test_shm_mq_header *header;
 	shm_mq	   *mq;
-	relay_state relay;
 	int			nworkers;
+
+	/*
+	 * Static: leaving_kept_ring() reads it on the way out, and an error
+	 * leaves this function for StartBackgroundWorker()'s handler first.
+	 */
+	static relay_state relay;
 
 	/* SIGTERM is serviced at the next CHECK_FOR_INTERRUPTS(). */
 	pqsignal(SIGTERM, die);
@@ -148,12 +175,24 @@ test_shm_mq_ext_worker_main(Datum main_arg)
 	mq = shm_toc_lookup(toc, TEST_SHM_MQ_KEY_DATA_QUEUE(args.worker_number - 1),
 						false);
 	shm_mq_set_receiver(mq, MyProc);
-	relay.input = shm_mq_attach(mq, segment, NULL);
+	relay.header = header;
+	relay.worker_number = args.worker_number;
+	relay.segment = segment;
+	relay.input_queue = mq;
+	relay.input_context = NULL;
+	attach_input(&relay);
 
 	mq = shm_toc_lookup(toc, TEST_SHM_MQ_KEY_DATA_QUEUE(args.worker_number),
 						false);
 	shm_mq_set_sender(mq, MyProc);
 	relay.output = shm_mq_attach(mq, segment, NULL);
+
+	/*
+	 * After the queues, so that on the way out it runs before their detach
+	 * callbacks: the ring must read as lost before any neighbour sees a
+	 * queue go.
+	 */
+	on_dsm_detach(segment, leaving_kept_ring, PointerGetDatum(&relay));
 
 	SpinLockAcquire(&header->mutex);
 	header->workers_ready++;
@@ -161,7 +200,6 @@ test_shm_mq_ext_worker_main(Datum main_arg)
 	SetLatch(&header->leader->procLatch);
 
 	pgstat_report_activity(STATE_RUNNING, NULL);
-	relay.header = header;
 	relay.batch = test_shm_mq_batching(header->wait_strategy);
 	relay.idle = false;
 	test_shm_mq_waiter_init(&relay.waiter, header->wait_strategy,
@@ -247,13 +285,119 @@ join_ring(test_shm_mq_header *header, int worker_number)
 }
 
 /*
- * Has the leader closed the ring?  Cheap enough to ask after every wait: the
- * state changes once in a ring's life, so its cache line stays shared.
+ * Has the ring been closed, or lost?  Cheap enough to ask after every wait:
+ * the state changes seldom, so its cache line stays shared.
  */
 static bool
 ring_closed(test_shm_mq_header *header)
 {
-	return pg_atomic_read_u32(&header->state) == TEST_SHM_MQ_RING_CLOSED;
+	uint32		state = pg_atomic_read_u32(&header->state);
+
+	return state == TEST_SHM_MQ_RING_CLOSED || state == TEST_SHM_MQ_RING_LOST;
+}
+
+/*
+ * Attach our handle for the input queue, in a memory context of its own, so
+ * that the buffer in which shm_mq puts a large message together can be given
+ * back with it.  Any earlier handle goes, without detaching the queue: its
+ * detach callback, registered with the first, stays.
+ *
+ * Only between messages, after a receive that would block: the handle then
+ * holds no part of a message, and has told the sender of all it consumed.
+ */
+static void
+attach_input(relay_state *relay)
+{
+	MemoryContext old_input_context = relay->input_context;
+	MemoryContext oldcontext;
+
+	relay->input_context = AllocSetContextCreate(TopMemoryContext,
+												 "test_shm_mq_ext input queue",
+												 ALLOCSET_SMALL_SIZES);
+	oldcontext = MemoryContextSwitchTo(relay->input_context);
+	relay->input = shm_mq_attach(relay->input_queue,
+								 old_input_context == NULL ?
+								 relay->segment : NULL,
+								 NULL);
+	MemoryContextSwitchTo(oldcontext);
+	if (old_input_context != NULL)
+		MemoryContextDelete(old_input_context);
+	relay->largest_received = 0;
+}
+
+/*
+ * Woken while the ring is kept: if a session waits for a worker slot, close
+ * the ring, so that its workers' slots go to that session, and wake the
+ * other workers to leave too.  Returns whether we closed it.  The leader
+ * claims a kept ring under the same lock, so the ring is either claimed or
+ * closed.
+ */
+static bool
+stand_down(relay_state *relay)
+{
+	test_shm_mq_header *header = relay->header;
+	bool		closed = false;
+	int			worker;
+
+	if (!test_shm_mq_slot_waiter_present())
+		return false;
+
+	SpinLockAcquire(&header->mutex);
+	if (pg_atomic_read_u32(&header->state) == TEST_SHM_MQ_RING_KEPT)
+	{
+		pg_atomic_write_u32(&header->state, TEST_SHM_MQ_RING_CLOSED);
+		closed = true;
+	}
+	SpinLockRelease(&header->mutex);
+	if (!closed)
+		return false;
+
+	elog(DEBUG1, "test_shm_mq_ext worker %d: kept ring stands down for a session waiting for a worker slot",
+		 relay->worker_number);
+	for (worker = 0; worker < header->workers_total; worker++)
+	{
+		PGPROC	   *proc;
+
+		SpinLockAcquire(&header->mutex);
+		proc = header->workers[worker].proc;
+		SpinLockRelease(&header->mutex);
+		if (proc != NULL && proc != MyProc)
+			SetLatch(&proc->procLatch);
+	}
+	return true;
+}
+
+/*
+ * on_dsm_detach callback: leaving a ring that is still kept, before its
+ * keepalive has passed, means something went wrong with us: mark the ring
+ * lost, naming us, and pin the segment so that our error report outlives
+ * us, for the leader's next call to read.  The leader unpins it.  After
+ * keep_until, the ring is only closed, as if it had expired.
+ */
+static void
+leaving_kept_ring(dsm_segment *segment, Datum arg)
+{
+	relay_state *relay = (relay_state *) DatumGetPointer(arg);
+	test_shm_mq_header *header = relay->header;
+	TimestampTz now = GetCurrentTimestamp();
+	bool		pin = false;
+
+	SpinLockAcquire(&header->mutex);
+	if (pg_atomic_read_u32(&header->state) == TEST_SHM_MQ_RING_KEPT)
+	{
+		if (now < header->keep_until)
+		{
+			pg_atomic_write_u32(&header->state, TEST_SHM_MQ_RING_LOST);
+			header->lost_worker = relay->worker_number;
+			pin = true;
+		}
+		else
+			pg_atomic_write_u32(&header->state, TEST_SHM_MQ_RING_CLOSED);
+	}
+	SpinLockRelease(&header->mutex);
+
+	if (pin)
+		dsm_pin_segment(segment);
 }
 
 /*
@@ -274,9 +418,11 @@ wait_for_peer(relay_state *relay, test_shm_mq_wait_event event)
 			 * idle.
 			 */
 			if (test_shm_mq_wait_would_sleep(&relay->waiter))
-				return wait_while_kept(relay);
+				return wait_while_kept(relay,
+									   event == TEST_SHM_MQ_WAIT_EVENT_RECEIVE);
 			break;
 		case TEST_SHM_MQ_RING_CLOSED:
+		case TEST_SHM_MQ_RING_LOST:
 			return false;
 	}
 	(void) test_shm_mq_wait(&relay->waiter, event);
@@ -286,13 +432,15 @@ wait_for_peer(relay_state *relay, test_shm_mq_wait_event event)
 /*
  * Sleep while the ring is kept between calls: until a call's first message
  * wakes us, the leader closes the ring, or keep_until passes.  Returns false
- * if the ring is closed, by us once keep_until has passed.
+ * if the ring is closed, by us once keep_until has passed or for a session
+ * waiting for a worker slot.  between_messages says we wait to receive, so
+ * that the input handle holds no message and may be replaced.
  *
  * The leader claims a kept ring under the same lock, so it finds the ring
  * either still kept, and the workers staying, or closed, and builds another.
  */
 static bool
-wait_while_kept(relay_state *relay)
+wait_while_kept(relay_state *relay, bool between_messages)
 {
 	test_shm_mq_header *header = relay->header;
 	TimestampTz now = GetCurrentTimestamp();
@@ -309,16 +457,21 @@ wait_while_kept(relay_state *relay)
 	}
 	SpinLockRelease(&header->mutex);
 
-	if (state == TEST_SHM_MQ_RING_CLOSED)
+	if (state == TEST_SHM_MQ_RING_CLOSED || state == TEST_SHM_MQ_RING_LOST)
 		return false;
 	if (state != TEST_SHM_MQ_RING_KEPT)
 		return true;			/* claimed meanwhile: look again */
 
 	if (!relay->idle)
 	{
+		/* Idle from here: give back what a large message left behind. */
+		if (between_messages && relay->largest_received > IDLE_BUFFER_MAX)
+			attach_input(relay);
 		pgstat_report_activity(STATE_IDLE, NULL);
 		relay->idle = true;
 	}
+	else if (stand_down(relay))
+		return false;
 
 	/* Round up, so as to wake no earlier than keep_until. */
 	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
@@ -376,6 +529,7 @@ relay_messages(relay_state *relay)
 			continue;
 		}
 		test_shm_mq_waiter_progress(&relay->waiter);
+		relay->largest_received = Max(relay->largest_received, nbytes);
 		if (relay->idle)
 		{
 			pgstat_report_activity(STATE_RUNNING, NULL);

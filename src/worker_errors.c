@@ -58,18 +58,22 @@ test_shm_mq_forward_worker_errors(test_shm_mq_ring *ring)
  * Find out whether a kept ring lost a worker while it was idle.
  *
  * Returns NULL if every worker is still running and none has reported an
- * error; otherwise a sentence saying what became of the first that is gone,
- * in its own words if it sent any.  Notices and warnings pass through.
+ * error; otherwise a sentence saying what became of the worker that went
+ * first, in its own words if any worker sent an error, else by its number.
+ * A worker that leaves a kept ring names itself in the header (see
+ * TEST_SHM_MQ_RING_LOST); the others then leave quietly, so only a ring not
+ * yet marked lost is searched for a worker that is gone.  Notices and
+ * warnings pass through.
  */
 char *
 test_shm_mq_kept_ring_loss(test_shm_mq_ring *ring)
 {
+	int			lost_worker;
 	int			worker;
 
 	for (worker = 1; worker <= ring->nworkers; worker++)
 	{
 		ErrorData	edata;
-		pid_t		pid;
 
 		while (receive_report(ring, worker, &edata))
 		{
@@ -78,12 +82,24 @@ test_shm_mq_kept_ring_loss(test_shm_mq_ring *ring)
 								worker, ring->nworkers, edata.message);
 			rethrow_report(ring, worker, &edata);
 		}
+	}
+
+	SpinLockAcquire(&ring->header->mutex);
+	lost_worker = ring->header->lost_worker;
+	SpinLockRelease(&ring->header->mutex);
+
+	for (worker = 1; lost_worker == 0 && worker <= ring->nworkers; worker++)
+	{
+		pid_t		pid;
+
 		if (GetBackgroundWorkerPid(ring->workers[worker - 1], &pid) !=
 			BGWH_STARTED)
-			return psprintf(_("Worker %d of %d exited without reporting an error."),
-							worker, ring->nworkers);
+			lost_worker = worker;
 	}
-	return NULL;
+	if (lost_worker == 0)
+		return NULL;
+	return psprintf(_("Worker %d of %d exited without reporting an error."),
+					lost_worker, ring->nworkers);
 }
 
 /*
