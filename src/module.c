@@ -111,8 +111,8 @@ _PG_init(void)
 							 NULL, NULL, NULL);
 
 	DefineCustomIntVariable("test_shm_mq_ext.spin_budget_us",
-							"Sets how long the adaptive wait strategy polls before it sleeps.",
-							"The budget shrinks while polling does not pay off and grows back when it does.",
+							"Sets the adaptive wait strategy's polling budget per process of a ring.",
+							"No wait polls longer than this times the ring's processes; within that, the budget is learnt from the ring's waits.",
 							&test_shm_mq_spin_budget_us,
 							100, 0, 1000000,
 							PGC_USERSET,
