@@ -175,7 +175,7 @@ test_shm_mq_slot_wait_announce(bool *announced)
 	{
 		PGPROC	   *proc = &ProcGlobal->allProcs[proc_number];
 
-		if (proc != MyProc && proc->isBackgroundWorker &&
+		if (proc != MyProc && test_shm_mq_proc_is_background(proc) &&
 			proc->wait_event_info == kept_event)
 			SetLatch(&proc->procLatch);
 	}

@@ -79,6 +79,20 @@ LWLockRegisterTranche()); a use of any would need its shim here.
 #endif
 
 /*
+ * Whether a PGPROC is a background worker's: PostgreSQL 19 records each
+ * process's BackendType there; 18 had isRegularBackend, false for every
+ * process that is not a client's backend; before, isBackgroundWorker.
+ */
+#if PG_VERSION_NUM >= 190000
+#define test_shm_mq_proc_is_background(proc) \
+	((proc)->backendType == B_BG_WORKER)
+#elif PG_VERSION_NUM >= 180000
+#define test_shm_mq_proc_is_background(proc) (!(proc)->isRegularBackend)
+#else
+#define test_shm_mq_proc_is_background(proc) ((proc)->isBackgroundWorker)
+#endif
+
+/*
  * PostgreSQL 16 replaced the per-object ACL checks with object_aclcheck(),
  * and exported find_option(); before, the GUC table is searched by hand.
  */

@@ -203,16 +203,15 @@ wanted_after_commit(test_shm_mq_ring *ring)
 static int
 keepalive_after_commit(void)
 {
-	static struct config_int *setting = NULL;
+	static struct config_generic *setting = NULL;
 	GucStack   *stack;
 
 	if (setting == NULL)
-		setting = (struct config_int *)
-			test_shm_mq_find_option("test_shm_mq_ext.ring_keepalive");
-	if (setting == NULL || setting->gen.stack == NULL)
+		setting = test_shm_mq_find_option("test_shm_mq_ext.ring_keepalive");
+	if (setting == NULL || setting->stack == NULL)
 		return test_shm_mq_ring_keepalive;
 
-	stack = setting->gen.stack;
+	stack = setting->stack;
 	switch (stack->state)
 	{
 		case GUC_SET:
