@@ -174,8 +174,8 @@ sub grant_ring_functions
 =item wait_strategies(node)
 
 The values test_shm_mq_ext.wait_strategy accepts, so that fault tests can
-run under each; just "default" on a build without the setting.  Run a call
-under one with TestShmMq::Session's set_wait_strategy().
+run under each.  Run a call under one with TestShmMq::Session's
+set_wait_strategy().
 
 =cut
 
@@ -189,7 +189,8 @@ sub wait_strategies
 		FROM pg_settings
 		WHERE name = 'test_shm_mq_ext.wait_strategy'});
 
-	return $values eq '' ? ('default') : split(/ /, $values);
+	die "test_shm_mq_ext.wait_strategy is not defined" if $values eq '';
+	return split(/ /, $values);
 }
 
 =pod
@@ -781,8 +782,8 @@ sub pid
 
 =item $session->set_wait_strategy(strategy)
 
-Make the session's calls use a wait strategy from TestShmMq::wait_strategies;
-"default" leaves the setting alone.
+Make the session's calls use a wait strategy from
+TestShmMq::wait_strategies.
 
 =cut
 
@@ -790,7 +791,6 @@ sub set_wait_strategy
 {
 	my ($self, $strategy) = @_;
 
-	return if $strategy eq 'default';
 	my $result =
 	  $self->query("SET test_shm_mq_ext.wait_strategy = '$strategy'");
 	die "could not set the wait strategy: $result->{stderr}"
