@@ -35,18 +35,20 @@
  *	  - A wait that polled until progress doubles it, up to the ceiling.
  *	  - A wait that polled for the whole budget without progress halves it
  *		(to no less than 1 us), and the process sleeps.
- *	  - A yield that kept it off the CPU for TEST_SHM_MQ_CONTENDED_US means
- *		that the CPUs are busy with other work now, which polling only
- *		delays.  (A spinner's preemption alone proves less: the kernel's
- *		own work, or another guest's on a virtual machine, preempts now and
- *		then; such a process only yields from then on, as rule 1 says.)  The process stops polling, and tells
- *		the whole ring, through its header, to sleep at once: every process
- *		then begins its waits asleep, without a single poll, so the ring
- *		learns once what each process would have paid to learn alone.  Only
- *		the leader, the ring's scout, tries polling again, after 1 ms, then
- *		after twice as long each time it finds the CPUs still busy (up to
- *		1 s); once it polls undisturbed, whether or not its wait ended
- *		while it polled, it wakes the ring to polling again.
+ *	  - A yield that kept it off the CPU for TEST_SHM_MQ_CONTENDED_US ends
+ *		the polling and halves the budget too.  In two waits in a row, it
+ *		means that the CPUs are busy with other work, which polling only
+ *		delays, and not a blip: the process tells the whole ring, through
+ *		its header, to sleep at once.  Every process then begins its waits
+ *		asleep, without a single poll, so the ring learns once what each
+ *		process would have paid to learn alone.  Only the leader, the
+ *		ring's scout, tries polling again, after 1 ms, then after twice as
+ *		long each time it finds the CPUs still busy (up to 1 s); once it
+ *		polls undisturbed, whether or not its wait ended while it polled, it
+ *		wakes the ring to polling again.  (A spinner's preemption alone
+ *		proves less: the kernel's own work, or another guest's on a virtual
+ *		machine, preempts now and then, and such a process only yields from
+ *		then on, as rule 1 says.)
  *	  - But a process of a ring with a CPU each (P <= C) that slept, and
  *		then found the whole wait shorter than the ceiling, learns that the
  *		ring was busy, only slower because someone slept: it raises its
@@ -83,6 +85,9 @@
 
 /* No wait polls longer than this many ceilings, however often woken. */
 #define MAX_ROUNDS_PER_WAIT		16
+
+/* Contended waits in a row that show the CPUs busy, not a blip. */
+#define CONTENDED_WAITS_BUSY	2
 
 /* How long the ring sleeps at once after a contended wait: first, at most. */
 #define SLEEP_FOR_FIRST_US		1000
@@ -225,6 +230,16 @@ test_shm_mq_policy_yielded(test_shm_mq_wait_policy *policy, int64 took)
 }
 
 /*
+ * Does test_shm_mq_policy_progress() need the time?  Not for a wait that
+ * polled through undisturbed; the caller may pass 0 then.
+ */
+bool
+test_shm_mq_policy_progress_needs_time(const test_shm_mq_wait_policy *policy)
+{
+	return policy->slept || policy->contended || policy->scouting;
+}
+
+/*
  * The process made progress at now: learn from the wait that ended, if any.
  * Returns what the ring's sleep_until becomes: until when the whole ring
  * sleeps at once, if this wait found the CPUs busy; 0 if the scout found them
@@ -239,12 +254,6 @@ test_shm_mq_policy_progress(test_shm_mq_wait_policy *policy, int64 now)
 
 	if (!policy->waiting)
 		return TEST_SHM_MQ_RING_UNCHANGED;
-	if (policy->polling && !test_shm_mq_policy_yields(policy) &&
-		now - policy->last_look >= TEST_SHM_MQ_CONTENDED_US)
-	{
-		/* Kept off our CPU, and back to find the message waiting. */
-		policy->preempted = true;
-	}
 	scouting = policy->scouting;
 	policy->waiting = false;
 	policy->polling = false;
@@ -256,16 +265,22 @@ test_shm_mq_policy_progress(test_shm_mq_wait_policy *policy, int64 now)
 	if (policy->contended)
 	{
 		/*
-		 * We were kept off the CPU for long: the CPUs are busy, and polling
-		 * only delays the ring.  It sleeps at once for a while, longer each
-		 * time the scout finds them busy again.
+		 * We were kept off the CPU for long.  Once may be a blip, and costs
+		 * us only this wait's sleep and a smaller budget.  Twice in a row,
+		 * or while scouting, the CPUs are busy, and polling only delays the
+		 * ring: it sleeps at once for a while, longer each time the scout
+		 * finds them busy again.
 		 */
 		policy->contended = false;
+		policy->budget_us = Max(policy->budget_us / 2, MIN_BUDGET_US);
+		if (++policy->contended_waits < CONTENDED_WAITS_BUSY && !scouting)
+			return TEST_SHM_MQ_RING_UNCHANGED;
 		ring_sleep_until = now + policy->sleep_for_us;
 		policy->sleep_for_us = Min(policy->sleep_for_us * 2,
 								   SLEEP_FOR_MAX_US);
 		return ring_sleep_until;
 	}
+	policy->contended_waits = 0;
 	if (scouting)
 	{
 		/* The scout polled undisturbed: the CPUs are free again. */

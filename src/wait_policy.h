@@ -56,6 +56,8 @@ typedef struct test_shm_mq_wait_policy
 	int64		budget_us;		/* how long the next wait polls */
 	bool		preempted;		/* kept off its CPU while spinning: poll by
 								 * yielding from now on */
+	int			contended_waits;	/* waits in a row that a yield found the
+									 * CPUs busy in */
 	int64		sleep_for_us;	/* after the next contended wait, how long
 								 * the ring sleeps at once */
 
@@ -87,6 +89,7 @@ extern test_shm_mq_poll_verdict test_shm_mq_policy_look(test_shm_mq_wait_policy 
 														bool latch_set);
 extern void test_shm_mq_policy_yielded(test_shm_mq_wait_policy *policy,
 									   int64 took);
+extern bool test_shm_mq_policy_progress_needs_time(const test_shm_mq_wait_policy *policy);
 extern int64 test_shm_mq_policy_progress(test_shm_mq_wait_policy *policy,
 										 int64 now);
 
