@@ -318,7 +318,7 @@ keep_ring(test_shm_mq_ring *ring, Oid keeper_function)
 {
 	TimestampTz keep_until;
 
-	/* Only one call at a time can hold a ring; see test_shm_mq_ring_acquire(). */
+	/* One call at a time can hold a ring; see test_shm_mq_ring_acquire(). */
 	Assert(kept_ring == NULL);
 
 	/* What can fail comes first, while the call still owns the ring. */

@@ -115,7 +115,7 @@ extern bool test_shm_mq_report_kept_ring_loss(test_shm_mq_ring *ring);
 pg_noreturn extern void test_shm_mq_ring_broken(test_shm_mq_ring *ring,
 												bool sending);
 pg_noreturn extern void test_shm_mq_worker_failed_to_start(test_shm_mq_ring *ring,
-															int worker_number);
+														   int worker_number);
 
 /* release.c: take the ring down */
 extern void test_shm_mq_ring_release(test_shm_mq_ring *ring);
