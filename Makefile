@@ -4,16 +4,21 @@ MODULE_big = test_shm_mq_ext
 OBJS = \
 	src/bench.o \
 	src/cluster.o \
-	src/drive.o \
 	src/keep.o \
 	src/layout.o \
+	src/messages.o \
 	src/module.o \
+	src/release.o \
+	src/relay.o \
+	src/ring.o \
+	src/ring_state.o \
+	src/segment.o \
 	src/setup.o \
 	src/test_shm_mq.o \
 	src/wait.o \
 	src/wait_policy.o \
 	src/worker.o \
-	src/worker_errors.o
+	src/worker_reports.o
 PGFILEDESC = "test_shm_mq_ext - shm_mq round trips through dynamic background workers"
 
 # The version the module gives on PostgreSQL 18: the extension's own.

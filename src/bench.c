@@ -46,6 +46,31 @@ typedef enum bench_mode
 	BENCH_IDLE
 } bench_mode;
 
+/* What a call of test_shm_mq_bench() asks for. */
+typedef struct bench_args
+{
+	int64		queue_size;
+	int32		message_size;
+	int32		repeat_count;
+	int32		nworkers;
+	bench_mode	mode;
+	test_shm_mq_wait_strategy strategy;
+	TupleDesc	tupdesc;		/* of the row returned */
+} bench_args;
+
+/* What one run measured. */
+typedef struct bench_result
+{
+	double		setup_ms;		/* acquiring the ring, and being done */
+	double		run_ms;			/* the messages alone */
+	int64		messages;
+	double		leader_cpu_ms;
+} bench_result;
+
+static void read_args(FunctionCallInfo fcinfo, bench_args *args);
+static int64 run_messages(test_shm_mq_ring *ring, const bench_args *args,
+						  const char *message);
+static Datum result_row(const bench_args *args, const bench_result *result);
 static bench_mode parse_mode(const char *name);
 static double cpu_ms(void);
 
@@ -61,28 +86,53 @@ static double cpu_ms(void);
 Datum
 test_shm_mq_bench(PG_FUNCTION_ARGS)
 {
-	int64		queue_size;
-	int32		message_size;
-	int32		repeat_count;
-	int32		nworkers;
-	bench_mode	mode;
-	test_shm_mq_wait_strategy strategy = test_shm_mq_default_wait_strategy;
+	bench_args	args;
+	bench_result result;
 	char	   *message;
-	int64		messages;
 	test_shm_mq_ring *ring;
 	instr_time	start;
 	instr_time	ready;
 	instr_time	done;
 	instr_time	end;
 	double		cpu_start;
-	double		leader_cpu_ms;
-	double		setup_ms;
-	double		run_ms;
-	TupleDesc	tupdesc;
-	Datum		values[BENCH_COLUMNS];
-	bool		nulls[BENCH_COLUMNS];
-	int			arg;
 	int32		i;
+
+	read_args(fcinfo, &args);
+
+	message = palloc(args.message_size);
+	for (i = 0; i < args.message_size; i++)
+		message[i] = 'a' + i % 26;
+
+	INSTR_TIME_SET_CURRENT(start);
+	ring = test_shm_mq_ring_acquire(args.queue_size, args.nworkers,
+									args.strategy);
+	INSTR_TIME_SET_CURRENT(ready);
+	cpu_start = cpu_ms();
+
+	result.messages = run_messages(ring, &args, message);
+
+	result.leader_cpu_ms = cpu_ms() - cpu_start;
+	INSTR_TIME_SET_CURRENT(done);
+	test_shm_mq_ring_done(ring, fcinfo->flinfo->fn_oid);
+	INSTR_TIME_SET_CURRENT(end);
+
+	INSTR_TIME_SUBTRACT(end, done);
+	INSTR_TIME_SUBTRACT(done, ready);
+	INSTR_TIME_SUBTRACT(ready, start);
+	result.setup_ms = INSTR_TIME_GET_MILLISEC(ready) +
+		INSTR_TIME_GET_MILLISEC(end);
+	result.run_ms = INSTR_TIME_GET_MILLISEC(done);
+
+	PG_RETURN_DATUM(result_row(&args, &result));
+}
+
+/*
+ * Read and check the arguments, failing before any ring is touched.
+ */
+static void
+read_args(FunctionCallInfo fcinfo, bench_args *args)
+{
+	int			arg;
 
 	for (arg = 0; arg < 5; arg++)
 	{
@@ -91,86 +141,89 @@ test_shm_mq_bench(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("only the wait strategy may be null")));
 	}
-	queue_size = PG_GETARG_INT64(0);
-	message_size = PG_GETARG_INT32(1);
-	repeat_count = PG_GETARG_INT32(2);
-	nworkers = PG_GETARG_INT32(3);
-	mode = parse_mode(text_to_cstring(PG_GETARG_TEXT_PP(4)));
+	args->queue_size = PG_GETARG_INT64(0);
+	args->message_size = PG_GETARG_INT32(1);
+	args->repeat_count = PG_GETARG_INT32(2);
+	args->nworkers = PG_GETARG_INT32(3);
+	args->mode = parse_mode(text_to_cstring(PG_GETARG_TEXT_PP(4)));
+	args->strategy = test_shm_mq_default_wait_strategy;
 	if (!PG_ARGISNULL(5))
-		strategy = test_shm_mq_parse_wait_strategy(text_to_cstring(PG_GETARG_TEXT_PP(5)));
+		args->strategy = test_shm_mq_parse_wait_strategy(text_to_cstring(PG_GETARG_TEXT_PP(5)));
 
-	if (message_size < 0)
+	if (args->message_size < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("message size must not be negative")));
-	if ((Size) message_size > MaxAllocSize)
+	if ((Size) args->message_size > MaxAllocSize)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("message size %d exceeds the maximum of %zu bytes",
-						message_size, (Size) MaxAllocSize)));
-	test_shm_mq_check_repeat_count(repeat_count);
-	test_shm_mq_check_worker_count(nworkers, mode == BENCH_PIPELINED ? 0 : 1);
+						args->message_size, (Size) MaxAllocSize)));
+	test_shm_mq_check_repeat_count(args->repeat_count);
+	test_shm_mq_check_worker_count(args->nworkers,
+								   args->mode == BENCH_PIPELINED ? 0 : 1);
 
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+	if (get_call_result_type(fcinfo, NULL, &args->tupdesc) !=
+		TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
+}
 
-	message = palloc(message_size);
-	for (i = 0; i < message_size; i++)
-		message[i] = 'a' + i % 26;
-
-	INSTR_TIME_SET_CURRENT(start);
-	ring = test_shm_mq_ring_acquire(queue_size, nworkers, strategy);
-	INSTR_TIME_SET_CURRENT(ready);
-	cpu_start = cpu_ms();
-
-	switch (mode)
+/*
+ * Send the messages the mode asks for; returns how many went round.
+ */
+static int64
+run_messages(test_shm_mq_ring *ring, const bench_args *args,
+			 const char *message)
+{
+	switch (args->mode)
 	{
 		case BENCH_PINGPONG:
-			test_shm_mq_ping_pong(ring, message_size, message, repeat_count);
-			messages = repeat_count;
-			break;
+			test_shm_mq_ping_pong(ring, args->message_size, message,
+								  args->repeat_count);
+			return args->repeat_count;
 		case BENCH_PIPELINED:
-			test_shm_mq_pipeline(ring, message_size, message, repeat_count,
-								 false);
-			messages = repeat_count;
-			break;
+			test_shm_mq_pipeline(ring, args->message_size, message,
+								 args->repeat_count, false);
+			return args->repeat_count;
 		case BENCH_IDLE:
-			test_shm_mq_ping_pong(ring, message_size, message, 1);
-			test_shm_mq_idle(ring, repeat_count);
-			test_shm_mq_ping_pong(ring, message_size, message, 1);
-			messages = 2;
-			break;
+			test_shm_mq_ping_pong(ring, args->message_size, message, 1);
+			test_shm_mq_idle(ring, args->repeat_count);
+			test_shm_mq_ping_pong(ring, args->message_size, message, 1);
+			return 2;
 	}
+	pg_unreachable();
+}
 
-	leader_cpu_ms = cpu_ms() - cpu_start;
-	INSTR_TIME_SET_CURRENT(done);
-	test_shm_mq_ring_done(ring, fcinfo->flinfo->fn_oid);
-	INSTR_TIME_SET_CURRENT(end);
-
-	INSTR_TIME_SUBTRACT(end, done);
-	INSTR_TIME_SUBTRACT(done, ready);
-	INSTR_TIME_SUBTRACT(ready, start);
-	setup_ms = INSTR_TIME_GET_MILLISEC(ready) + INSTR_TIME_GET_MILLISEC(end);
-	run_ms = INSTR_TIME_GET_MILLISEC(done);
+/*
+ * The row test_shm_mq_bench() returns.  Rates are null when nothing was
+ * timed.
+ */
+static Datum
+result_row(const bench_args *args, const bench_result *result)
+{
+	Datum		values[BENCH_COLUMNS];
+	bool		nulls[BENCH_COLUMNS];
+	double		run_ms = result->run_ms;
+	int64		messages = result->messages;
 
 	memset(nulls, 0, sizeof(nulls));
-	values[0] = Float8GetDatum(setup_ms);
+	values[0] = Float8GetDatum(result->setup_ms);
 	values[1] = Float8GetDatum(run_ms);
 	values[2] = Int64GetDatum(messages);
-	values[3] = Int64GetDatum(messages * message_size);
+	values[3] = Int64GetDatum(messages * args->message_size);
 	if (run_ms > 0 && messages > 0)
 	{
 		values[4] = Float8GetDatum(messages / (run_ms / 1000.0));
-		values[5] = Float8GetDatum(messages * (double) message_size /
+		values[5] = Float8GetDatum(messages * (double) args->message_size /
 								   (run_ms * 1000.0));
 		values[6] = Float8GetDatum(run_ms * 1000.0 / messages);
 	}
 	else
 		nulls[4] = nulls[5] = nulls[6] = true;
-	values[7] = Float8GetDatum(leader_cpu_ms);
+	values[7] = Float8GetDatum(result->leader_cpu_ms);
 
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc),
-													  values, nulls)));
+	return HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(args->tupdesc),
+											 values, nulls));
 }
 
 /*

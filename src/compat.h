@@ -5,9 +5,9 @@
  *
  * The rest of the code is written against the PostgreSQL 15 API; the shims
  * below let it build unchanged on 13 through 19.  Of what 19 changed, nothing
-here is used (GetNamedDSMSegment()'s new argument, GetNamedDSA(),
-GetNamedDSHash(), BGWORKER_INTERRUPTIBLE, the removed
-LWLockRegisterTranche()); a use of any would need its shim here.
+ * here is used (GetNamedDSMSegment()'s new argument, GetNamedDSA(),
+ * GetNamedDSHash(), BGWORKER_INTERRUPTIBLE, the removed
+ * LWLockRegisterTranche()); a use of any would need its shim here.
  *
  * IDENTIFICATION
  *		src/compat.h

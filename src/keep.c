@@ -13,8 +13,8 @@
  * nothing behind, even while its session sits idle.
  *
  * A call claims a kept ring by attaching again and moving it from KEPT to
- * OPEN under the header's lock, which a worker also holds to close it: the
- * ring is either claimed or closed, never both.  A ring found closed, or
+ * OPEN (ring_state.c) under the header's lock, which a worker also holds to
+ * close it: the ring is either claimed or closed, never both.  A ring found closed, or
  * gone, is replaced quietly; one that lost a worker while it was idle is
  * replaced with a NOTICE saying what became of the worker, in its own words
  * if it sent any: the worker pinned the segment as it left, so that its
@@ -47,9 +47,7 @@
 
 #include "access/xact.h"
 #include "miscadmin.h"
-#include "port/atomics.h"
 #include "storage/ipc.h"
-#include "storage/spin.h"
 #include "utils/guc_tables.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
@@ -64,11 +62,12 @@ static bool callbacks_registered = false;
 
 static bool same_shape(test_shm_mq_ring *ring, int64 queue_size,
 					   int nworkers, test_shm_mq_wait_strategy strategy);
+static bool quiesce(test_shm_mq_ring *ring);
+static void detach_leader(test_shm_mq_ring *ring);
 static bool still_owned(test_shm_mq_ring *ring);
 static bool wanted_after_commit(test_shm_mq_ring *ring);
 static int	keepalive_after_commit(void);
 static test_shm_mq_ring *claim_kept_ring(void);
-static void report_lost_ring(test_shm_mq_ring *ring, const char *loss);
 static void keep_ring(test_shm_mq_ring *ring, Oid keeper_function);
 static void kept_ring_xact_callback(XactEvent event, void *arg);
 static void kept_ring_subxact_callback(SubXactEvent event,
@@ -78,57 +77,43 @@ static void kept_ring_subxact_callback(SubXactEvent event,
 static void kept_ring_at_exit(int code, Datum arg);
 
 /*
- * A ring for one call: the kept ring, if it has the call's shape and is still
- * there, otherwise a new one, started.  End the call with
- * test_shm_mq_ring_done() on success; on error, the (sub)transaction's
- * cleanup takes the ring down.
+ * The kept ring, claimed for a call of this shape, or NULL if there is none
+ * that the call may use; a kept ring that it may not use is taken down.
  */
 test_shm_mq_ring *
-test_shm_mq_ring_acquire(int64 queue_size, int nworkers,
-						 test_shm_mq_wait_strategy strategy)
+test_shm_mq_claim_kept_ring(int64 queue_size, int nworkers,
+							test_shm_mq_wait_strategy strategy)
 {
-	test_shm_mq_ring *ring;
-
-	/* A call with a bad queue size must not cost the session its ring. */
-	(void) test_shm_mq_segment_size(queue_size, nworkers);
-
-	if (kept_ring != NULL)
-	{
-		if (test_shm_mq_ring_keepalive > 0 &&
-			same_shape(kept_ring, queue_size, nworkers, strategy) &&
-			still_owned(kept_ring))
-		{
-			ring = claim_kept_ring();
-			if (ring != NULL)
-				return ring;
-		}
-		else
-			(void) test_shm_mq_release_kept_ring();
-	}
-
-	ring = test_shm_mq_ring_create(queue_size, nworkers, strategy);
-	test_shm_mq_ring_start(ring);
-	return ring;
+	if (kept_ring == NULL)
+		return NULL;
+	if (test_shm_mq_ring_keepalive > 0 &&
+		same_shape(kept_ring, queue_size, nworkers, strategy) &&
+		still_owned(kept_ring))
+		return claim_kept_ring();
+	(void) test_shm_mq_release_kept_ring();
+	return NULL;
 }
 
 /*
- * End a successful call of the SQL function keeper_function: keep its ring
- * if test_shm_mq_ext.ring_keepalive says so, otherwise take it down.  A ring
- * without workers is never kept, since nothing but the leader holds its
- * segment; nor is one with a message left over, which the next call would
- * take for its own; nor one whose slots another session waits for, or
- * whose workers the cluster-wide cap has no room for.
+ * Keep a ring after a successful call of the SQL function keeper_function,
+ * if test_shm_mq_ext.ring_keepalive says so.  Returns false, leaving the
+ * ring as it was, if it may not be kept: a ring without workers, since
+ * nothing but the leader holds its segment; one with a message left over,
+ * which the next call would take for its own; one whose slots another
+ * session waits for, or whose workers the cluster-wide cap has no room for.
  */
-void
-test_shm_mq_ring_done(test_shm_mq_ring *ring, Oid keeper_function)
+bool
+test_shm_mq_keep_ring(test_shm_mq_ring *ring, Oid keeper_function)
 {
 	if (test_shm_mq_ring_keepalive > 0 && ring->nworkers > 0 &&
-		test_shm_mq_ring_quiesce(ring) &&
+		quiesce(ring) &&
 		!test_shm_mq_slot_waiter_present() &&
 		test_shm_mq_kept_tickets_take(ring))
+	{
 		keep_ring(ring, keeper_function);
-	else
-		test_shm_mq_ring_release(ring);
+		return true;
+	}
+	return false;
 }
 
 /*
@@ -161,6 +146,50 @@ same_shape(test_shm_mq_ring *ring, int64 queue_size, int nworkers,
 		ring->nworkers == nworkers &&
 		ring->strategy == strategy &&
 		ring->spin_budget_us == test_shm_mq_spin_budget_us;
+}
+
+/*
+ * Get a ring ready to be kept after a successful call.  Returns false if it
+ * cannot be: a message is waiting that the call did not take.
+ *
+ * shm_mq makes what a receiver has read known to the sender only lazily, at
+ * the receiver's next receive; a receive that finds the queue empty does it.
+ * The leader's handles go when it detaches, and the next call's would read
+ * again what the last one left unacknowledged, so make those receives now:
+ * on the data queue, and, forwarding any notice, on the error queues.  After
+ * a successful call nothing can be in flight, no part of a message either,
+ * so a receive that would block means an empty queue.
+ */
+static bool
+quiesce(test_shm_mq_ring *ring)
+{
+	Size		nbytes;
+	void	   *data;
+
+	test_shm_mq_forward_worker_errors(ring);
+	return shm_mq_receive(ring->receive_queue, &nbytes, &data, true) ==
+		SHM_MQ_WOULD_BLOCK;
+}
+
+/*
+ * Detach the leader from a ring it keeps, leaving the workers and the
+ * segment to each other: the inverse of test_shm_mq_ring_attach() and
+ * test_shm_mq_ring_attach_queues() (setup.c).  quiesce() must have said
+ * yes.
+ */
+static void
+detach_leader(test_shm_mq_ring *ring)
+{
+	test_shm_mq_ring_leave_up_on_detach(ring);
+	MemoryContextReset(ring->call_context);
+	ring->send_queue = NULL;
+	ring->receive_queue = NULL;
+	ring->error_queues = NULL;
+
+	dsm_detach(ring->segment);
+	ring->segment = NULL;
+	ring->toc = NULL;
+	ring->header = NULL;
 }
 
 /*
@@ -233,18 +262,15 @@ keepalive_after_commit(void)
  * The ring stays the session's until attaching to it again has succeeded:
  * should that fail, it is still kept, for the next call or the end of the
  * session to take down.  From then on the call owns it: the segment belongs
- * to the current resource owner, with release_workers() registered, and the
+ * to the current resource owner, to be taken down as it detaches, and the
  * memory to the transaction, so that an error takes the ring down.
  */
 static test_shm_mq_ring *
 claim_kept_ring(void)
 {
 	test_shm_mq_ring *ring = kept_ring;
-	test_shm_mq_header *header;
 	bool		attached;
-	bool		claimed;
 	uint32		state;
-	char	   *loss;
 
 	attached = test_shm_mq_ring_attach(ring);
 
@@ -259,48 +285,26 @@ claim_kept_ring(void)
 		return NULL;
 	}
 
-	header = ring->header;
-	SpinLockAcquire(&header->mutex);
-	state = pg_atomic_read_u32(&header->state);
-	claimed = state == TEST_SHM_MQ_RING_KEPT;
-	if (claimed)
-		pg_atomic_write_u32(&header->state, TEST_SHM_MQ_RING_OPEN);
-	SpinLockRelease(&header->mutex);
-	if (!claimed)
+	state = test_shm_mq_state_claim(ring->header);
+	if (state != TEST_SHM_MQ_RING_KEPT)
 	{
 		if (state == TEST_SHM_MQ_RING_LOST)
 		{
 			test_shm_mq_ring_attach_queues(ring);
-			report_lost_ring(ring, test_shm_mq_kept_ring_loss(ring));
+			(void) test_shm_mq_report_kept_ring_loss(ring);
 		}
 		test_shm_mq_ring_release(ring);
 		return NULL;
 	}
 
 	test_shm_mq_ring_attach_queues(ring);
-	loss = test_shm_mq_kept_ring_loss(ring);
-	if (loss != NULL)
+	if (test_shm_mq_report_kept_ring_loss(ring))
 	{
-		report_lost_ring(ring, loss);
 		test_shm_mq_ring_release(ring);
 		return NULL;
 	}
 
 	return ring;
-}
-
-/*
- * Say that a kept ring was lost while idle; loss says what became of the
- * worker that went first.
- */
-static void
-report_lost_ring(test_shm_mq_ring *ring, const char *loss)
-{
-	ereport(NOTICE,
-			(errmsg_plural("kept ring of %d worker was lost, starting a new one",
-						   "kept ring of %d workers was lost, starting a new one",
-						   ring->nworkers, ring->nworkers),
-			 errdetail_internal("%s", loss)));
 }
 
 /*
@@ -313,7 +317,7 @@ keep_ring(test_shm_mq_ring *ring, Oid keeper_function)
 {
 	TimestampTz keep_until;
 
-	/* Only one call at a time can hold a ring; see test_shm_mq_ring_acquire. */
+	/* One call at a time can hold a ring; see test_shm_mq_ring_acquire(). */
 	Assert(kept_ring == NULL);
 
 	/* What can fail comes first, while the call still owns the ring. */
@@ -327,16 +331,12 @@ keep_ring(test_shm_mq_ring *ring, Oid keeper_function)
 
 	keep_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 											 test_shm_mq_ring_keepalive);
-	SpinLockAcquire(&ring->header->mutex);
-	ring->header->keep_until = keep_until;
-	pg_atomic_write_u32(&ring->header->state, TEST_SHM_MQ_RING_KEPT);
-	SpinLockRelease(&ring->header->mutex);
-	test_shm_mq_ring_wake_workers(ring);
+	test_shm_mq_state_keep(ring->header, keep_until);
+	test_shm_mq_state_wake_workers(ring->header);
 
-	test_shm_mq_ring_detach(ring);
+	detach_leader(ring);
 	MemoryContextSetParent(ring->context, TopMemoryContext);
 	ring->kept_subid = GetCurrentSubTransactionId();
-	ring->keep_until = keep_until;
 	ring->keeper_function = keeper_function;
 	kept_ring = ring;
 }
@@ -381,7 +381,7 @@ kept_ring_xact_callback(XactEvent event, void *arg)
 
 /*
  * Subtransaction callback: rolling back to a savepoint takes down a ring
- * kept since; releasing the savepoint hands it to the parent.
+ * kept since; RELEASE SAVEPOINT hands it to the parent.
  */
 static void
 kept_ring_subxact_callback(SubXactEvent event, SubTransactionId subid,

@@ -22,6 +22,7 @@
 #include "utils/guc.h"
 
 #include "test_shm_mq_ext.h"
+#include "wait.h"
 
 TEST_SHM_MQ_MODULE_MAGIC;
 
@@ -52,12 +53,6 @@ int			test_shm_mq_default_wait_strategy = TEST_SHM_MQ_WAIT_ADAPTIVE;
 
 /* test_shm_mq_ext.spin_budget_us */
 int			test_shm_mq_spin_budget_us = 100;
-
-static const struct config_enum_entry wait_strategy_options[] = {
-	{"block", TEST_SHM_MQ_WAIT_BLOCK, false},
-	{"adaptive", TEST_SHM_MQ_WAIT_ADAPTIVE, false},
-	{NULL, 0, false}
-};
 
 /*
  * Module load callback: define our settings and reserve their prefix.
@@ -105,7 +100,7 @@ _PG_init(void)
 							 "\"adaptive\" polls first, within test_shm_mq_ext.spin_budget_us; \"block\" sleeps on the latch at once.",
 							 &test_shm_mq_default_wait_strategy,
 							 TEST_SHM_MQ_WAIT_ADAPTIVE,
-							 wait_strategy_options,
+							 test_shm_mq_wait_strategies,
 							 PGC_USERSET,
 							 0,
 							 NULL, NULL, NULL);

@@ -2,8 +2,8 @@
  *
  * ring.h
  *		The leader's view of a ring: its segment, its workers and the queues
- *		the leader holds, with the calls that build, drive, keep and release
- *		it.
+ *		the leader holds, with the calls that build, drive, keep and take it
+ *		down, grouped by the file that makes them.
  *
  * IDENTIFICATION
  *		src/ring.h
@@ -67,7 +67,6 @@ typedef struct test_shm_mq_ring
 	/* While kept. */
 	SubTransactionId kept_subid;	/* the (sub)transaction whose rollback
 									 * takes it down */
-	TimestampTz keep_until;		/* as in the header, when last kept */
 	Oid			keeper_function;	/* the SQL function whose call kept it:
 									 * gone, or no longer executable by
 									 * owner_role, takes the ring down */
@@ -77,50 +76,65 @@ typedef struct test_shm_mq_ring
 	int			ntickets;
 } test_shm_mq_ring;
 
-/* setup.c */
-extern void test_shm_mq_check_worker_count(int nworkers, int min_workers);
-extern Size test_shm_mq_segment_size(int64 queue_size, int nworkers);
-extern test_shm_mq_ring *test_shm_mq_ring_create(int64 queue_size,
-												 int nworkers,
-												 test_shm_mq_wait_strategy strategy);
-extern void test_shm_mq_ring_start(test_shm_mq_ring *ring);
-extern bool test_shm_mq_ring_attach(test_shm_mq_ring *ring);
-extern void test_shm_mq_ring_attach_queues(test_shm_mq_ring *ring);
-extern bool test_shm_mq_ring_quiesce(test_shm_mq_ring *ring);
-extern void test_shm_mq_ring_detach(test_shm_mq_ring *ring);
-extern void test_shm_mq_ring_wake_workers(test_shm_mq_ring *ring);
-extern void test_shm_mq_ring_release(test_shm_mq_ring *ring);
-extern Oid	test_shm_mq_worker_role(void);
+/*
+ * The round trip, file by file, in the order a call meets them.
+ */
 
-/* keep.c */
+/* ring.c: where every call's ring comes from and goes to */
 extern test_shm_mq_ring *test_shm_mq_ring_acquire(int64 queue_size,
 												  int nworkers,
 												  test_shm_mq_wait_strategy strategy);
 extern void test_shm_mq_ring_done(test_shm_mq_ring *ring,
 								  Oid keeper_function);
-extern bool test_shm_mq_release_kept_ring(void);
 
-/* cluster.c */
-extern bool test_shm_mq_kept_tickets_take(test_shm_mq_ring *ring);
-extern void test_shm_mq_kept_tickets_give_back(test_shm_mq_ring *ring);
-extern void test_shm_mq_slot_wait_announce(bool *announced);
-extern void test_shm_mq_slot_wait_end(bool *announced);
+/* segment.c: size, create and lay out the segment */
+extern void test_shm_mq_check_worker_count(int nworkers, int min_workers);
+extern Size test_shm_mq_segment_size(int64 queue_size, int nworkers);
+extern test_shm_mq_ring *test_shm_mq_ring_create(int64 queue_size,
+												 int nworkers,
+												 test_shm_mq_wait_strategy strategy);
 
-/* worker_errors.c */
-extern void test_shm_mq_forward_worker_errors(test_shm_mq_ring *ring);
-extern char *test_shm_mq_kept_ring_loss(test_shm_mq_ring *ring);
-pg_noreturn extern void test_shm_mq_ring_broken(test_shm_mq_ring *ring,
-												bool sending);
+/* setup.c: register the workers, attach the queues, wait until ready */
+extern void test_shm_mq_ring_start(test_shm_mq_ring *ring);
+extern bool test_shm_mq_ring_attach(test_shm_mq_ring *ring);
+extern void test_shm_mq_ring_attach_queues(test_shm_mq_ring *ring);
+extern Oid	test_shm_mq_worker_role(void);
 
-/* drive.c */
+/* messages.c: the leader's message loops */
 extern void test_shm_mq_check_repeat_count(int repeat_count);
-extern void test_shm_mq_ring_wait(test_shm_mq_ring *ring,
-								  test_shm_mq_wait_event event);
 extern void test_shm_mq_ping_pong(test_shm_mq_ring *ring, Size message_size,
 								  const char *message, int repeat_count);
 extern void test_shm_mq_pipeline(test_shm_mq_ring *ring, Size message_size,
 								 const char *message, int repeat_count,
 								 bool verify);
 extern void test_shm_mq_idle(test_shm_mq_ring *ring, int milliseconds);
+
+/* worker_reports.c: the workers' error queues, read by the leader */
+extern void test_shm_mq_forward_worker_errors(test_shm_mq_ring *ring);
+extern bool test_shm_mq_report_kept_ring_loss(test_shm_mq_ring *ring);
+pg_noreturn extern void test_shm_mq_ring_broken(test_shm_mq_ring *ring,
+												bool sending);
+pg_noreturn extern void test_shm_mq_worker_failed_to_start(test_shm_mq_ring *ring,
+														   int worker_number);
+
+/* release.c: take the ring down */
+extern void test_shm_mq_ring_release(test_shm_mq_ring *ring);
+extern void test_shm_mq_ring_take_down_on_detach(test_shm_mq_ring *ring,
+												 dsm_segment *segment);
+extern void test_shm_mq_ring_leave_up_on_detach(test_shm_mq_ring *ring);
+
+/* keep.c: keep the ring between calls */
+extern test_shm_mq_ring *test_shm_mq_claim_kept_ring(int64 queue_size,
+													 int nworkers,
+													 test_shm_mq_wait_strategy strategy);
+extern bool test_shm_mq_keep_ring(test_shm_mq_ring *ring,
+								  Oid keeper_function);
+extern bool test_shm_mq_release_kept_ring(void);
+
+/* cluster.c: what kept rings share across sessions */
+extern bool test_shm_mq_kept_tickets_take(test_shm_mq_ring *ring);
+extern void test_shm_mq_kept_tickets_give_back(test_shm_mq_ring *ring);
+extern void test_shm_mq_slot_wait_announce(bool *announced);
+extern void test_shm_mq_slot_wait_end(bool *announced);
 
 #endif							/* TEST_SHM_MQ_EXT_RING_H */

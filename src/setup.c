@@ -1,25 +1,17 @@
 /*-------------------------------------------------------------------------
  *
  * setup.c
- *		The leader's side of a ring: size and create the segment, lay it out
- *		with a table of contents, start the workers, wait until they are
- *		ready, and take everything down again.
+ *		The second step of a round trip, on the leader's side: register one
+ *		background worker per ring position, waiting for free slots where
+ *		allowed, attach the leader's queues, and wait until every worker has
+ *		attached its own.  Also attaching again to a kept ring's segment.
  *
- * Cleanup follows the segment.  It belongs to the current resource owner, so
- * an error or cancel anywhere detaches it, and so does a successful call when
- * it is done.  Either way the segment's detach callback takes the workers
- * down before the call returns: it closes the ring and wakes every worker, so
- * that all leave at once; withdraws any worker the postmaster has not started
- * yet; and waits until every worker the ring registered is gone, so that the
- * slots are free again and no process is left.  A worker that lingers is
- * terminated, and one that outlives even that is reported and left; the wait
- * is bounded, because during an abort it cannot be interrupted.
- *
- * A ring kept between calls (keep.c) is held by its workers alone: the
- * leader detaches from its segment, without closing the ring, and attaches
- * again by handle for the next call.  The leader's queue handles therefore
- * do not belong to the segment: detaching must not tell the workers the
- * queues are gone.  The ring's state tells them when it is over.
+ * From the first registration on, the segment's detach callback
+ * (release.c) takes the workers down with it, whether the call succeeds or
+ * fails.  The queues are attached with the workers' handles, so that a
+ * worker that dies, before it has attached its end or after, shows up as a
+ * detached queue rather than a hang; they are not attached to the segment,
+ * since a kept ring's leader detaches without taking the ring down.
  *
  * IDENTIFICATION
  *		src/setup.c
@@ -31,13 +23,9 @@
 #include "access/htup_details.h"
 #include "catalog/pg_authid.h"
 #include "miscadmin.h"
-#include "pgstat.h"
-#include "port/atomics.h"
 #include "portability/instr_time.h"
-#include "storage/latch.h"
 #include "storage/lock.h"
 #include "storage/proc.h"
-#include "storage/spin.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
 
@@ -45,24 +33,6 @@
 
 /* How often to look again for a free worker slot while allowed to wait. */
 #define SLOT_POLL_INTERVAL_MS	10
-
-/*
- * Taking a ring down: how long a closed ring's workers may take to leave on
- * their own before they are terminated, and how long to wait for them in all.
- * A worker leaves within a millisecond of being woken, or as soon as it has
- * finished connecting; only one stuck, for instance on a lock, meets the
- * first limit, and only one that cannot run at all meets the second.
- */
-#define WORKER_EXIT_GRACE_MS	100
-#define WORKER_EXIT_TIMEOUT_MS	5000
-
-/*
- * The largest segment a ring may ask for: dsm_create() takes a Size, the
- * size reaches SQL as an int8, and the operating system as an off_t.
- */
-#define MAX_SEGMENT_SIZE \
-	((uint64) PG_INT64_MAX < (uint64) SIZE_MAX ? \
-	 (uint64) PG_INT64_MAX : (uint64) SIZE_MAX)
 
 /*
  * While test_shm_mq_ext.worker_slot_wait lets callers wait for worker slots,
@@ -86,10 +56,9 @@ typedef struct slot_wait
 	bool		announced;		/* holding the slot-waiter lock */
 } slot_wait;
 
-static Size header_size(int nworkers);
-static void estimate_segment(shm_toc_estimator *estimator, Size queue_size,
-							 int nworkers);
 static void register_workers(test_shm_mq_ring *ring);
+static void fill_in_worker(BackgroundWorker *worker,
+						   test_shm_mq_ring *ring);
 static BackgroundWorkerHandle *register_worker(BackgroundWorker *worker,
 											   int worker_number, int nworkers,
 											   slot_wait *wait);
@@ -97,212 +66,8 @@ static bool wait_for_slot(slot_wait *wait);
 pg_noreturn static void report_no_free_slot(int worker_number, int nworkers,
 											 bool registration_busy);
 static void wait_for_workers_ready(test_shm_mq_ring *ring);
-static uint64 next_ring_number = 1;
-
-static void release_workers(dsm_segment *segment, Datum arg);
-static void close_ring(test_shm_mq_ring *ring);
-static PGPROC *worker_proc(test_shm_mq_ring *ring, int worker);
-static void wait_for_workers_to_exit(test_shm_mq_ring *ring);
+static void check_workers_alive(test_shm_mq_ring *ring);
 pg_noreturn static void postmaster_died(void);
-
-/*
- * Check a worker count given at the SQL level.
- *
- * min_workers is 1 where the leader talks to the ring with blocking calls, and
- * 0 where it can send to itself.
- */
-void
-test_shm_mq_check_worker_count(int nworkers, int min_workers)
-{
-	if (nworkers < min_workers)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("number of workers must be at least %d", min_workers)));
-	if (nworkers > max_worker_processes)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("number of workers must not exceed \"max_worker_processes\""),
-				 errdetail_plural("%d worker was requested, but \"max_worker_processes\" is %d.",
-								  "%d workers were requested, but \"max_worker_processes\" is %d.",
-								  nworkers, nworkers, max_worker_processes),
-				 errhint("Request fewer workers, or raise \"max_worker_processes\" and restart the server.")));
-}
-
-/*
- * The exact number of bytes a ring of nworkers workers with queues of
- * queue_size bytes asks dsm_create() for.
- *
- * This is also where the queue size is checked, since a size is only too
- * large for a given number of queues.  Data queues are the only chunks whose
- * size the caller chooses, and each is rounded up to a multiple of
- * ALIGNOF_BUFFER, as is everything else; so the segment takes what the rest
- * of it takes, with zero-sized data queues, plus nworkers + 1 aligned queues.
- * That gives the largest queue size that fits, which is checked before the
- * estimator is asked for the whole, so that nothing can overflow.
- */
-Size
-test_shm_mq_segment_size(int64 queue_size, int nworkers)
-{
-	shm_toc_estimator estimator;
-	Size		fixed_size;
-	uint64		max_queue_size;
-	Size		segment_size;
-
-	if (queue_size < 0 || (uint64) queue_size < shm_mq_minimum_size)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("queue size must be at least %zu bytes",
-						shm_mq_minimum_size)));
-
-	estimate_segment(&estimator, 0, nworkers);
-	fixed_size = shm_toc_estimate(&estimator);
-	max_queue_size = (MAX_SEGMENT_SIZE - fixed_size) / ((uint64) nworkers + 1);
-	max_queue_size -= max_queue_size % ALIGNOF_BUFFER;
-	if ((uint64) queue_size > max_queue_size)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("queue size %lld is too large", (long long) queue_size),
-				 errdetail_plural("With %d worker, the largest queue size is %llu bytes.",
-								  "With %d workers, the largest queue size is %llu bytes.",
-								  nworkers, nworkers,
-								  (unsigned long long) max_queue_size)));
-
-	estimate_segment(&estimator, (Size) queue_size, nworkers);
-	segment_size = shm_toc_estimate(&estimator);
-	Assert(segment_size ==
-		   fixed_size + ((Size) nworkers + 1) * BUFFERALIGN(queue_size));
-	Assert(segment_size <= MAX_SEGMENT_SIZE);
-
-	return segment_size;
-}
-
-/*
- * Size of the shared header, which ends with one PID slot per worker.
- */
-static Size
-header_size(int nworkers)
-{
-	return add_size(offsetof(test_shm_mq_header, workers),
-					mul_size(nworkers, sizeof(test_shm_mq_worker_slot)));
-}
-
-/*
- * Count every chunk and key of the segment, in the order
- * test_shm_mq_ring_create() allocates and inserts them.
- */
-static void
-estimate_segment(shm_toc_estimator *estimator, Size queue_size, int nworkers)
-{
-	int			queue;
-	int			worker;
-
-	shm_toc_initialize_estimator(estimator);
-
-	shm_toc_estimate_chunk(estimator, header_size(nworkers));
-	for (queue = 0; queue <= nworkers; queue++)
-		shm_toc_estimate_chunk(estimator, queue_size);
-	for (worker = 1; worker <= nworkers; worker++)
-		shm_toc_estimate_chunk(estimator, TEST_SHM_MQ_ERROR_QUEUE_SIZE);
-
-	shm_toc_estimate_keys(estimator, 1 + (nworkers + 1) + nworkers);
-}
-
-/*
- * Create a ring's segment and lay it out, without starting any worker.
- *
- * The caller either starts the ring with test_shm_mq_ring_start() or only
- * inspects it; either way it ends with test_shm_mq_ring_release(), or with
- * the (sub)transaction's cleanup if an error comes first.
- */
-test_shm_mq_ring *
-test_shm_mq_ring_create(int64 queue_size, int nworkers,
-						test_shm_mq_wait_strategy strategy)
-{
-	Size		segment_size = test_shm_mq_segment_size(queue_size, nworkers);
-	MemoryContext context;
-	test_shm_mq_ring *ring;
-	shm_toc    *toc;
-	test_shm_mq_header *header;
-	int			queue;
-	int			worker;
-
-	test_shm_mq_init_wait_events();
-
-	context = AllocSetContextCreate(CurTransactionContext,
-									"test_shm_mq_ext ring",
-									ALLOCSET_SMALL_SIZES);
-	ring = MemoryContextAllocZero(context, sizeof(test_shm_mq_ring));
-	ring->context = context;
-	ring->call_context = AllocSetContextCreate(context,
-											   "test_shm_mq_ext ring queues",
-											   ALLOCSET_SMALL_SIZES);
-	ring->queue_size = (Size) queue_size;
-	ring->nworkers = nworkers;
-	ring->strategy = strategy;
-	ring->spin_budget_us = test_shm_mq_spin_budget_us;
-	ring->segment_size = segment_size;
-	ring->ring_number = next_ring_number++;
-	ring->kept_subid = InvalidSubTransactionId;
-	ring->owner_role = GetUserId();
-	ring->tickets = MemoryContextAllocZero(context,
-										   mul_size(nworkers, sizeof(int)));
-
-	ring->segment = dsm_create(segment_size, 0);
-	ring->handle = dsm_segment_handle(ring->segment);
-	toc = shm_toc_create(TEST_SHM_MQ_MAGIC,
-						 dsm_segment_address(ring->segment), segment_size);
-	ring->toc = toc;
-
-	/* Allocate and insert in the order estimate_segment() counted. */
-	header = shm_toc_allocate(toc, header_size(nworkers));
-	SpinLockInit(&header->mutex);
-	header->workers_total = nworkers;
-	header->leader = MyProc;
-	header->leader_pid = MyProcPid;
-	header->ring_number = ring->ring_number;
-	header->wait_strategy = strategy;
-	header->spin_budget_us = ring->spin_budget_us;
-	header->online_cpus = test_shm_mq_online_cpus();
-	pg_atomic_init_u32(&header->state, TEST_SHM_MQ_RING_OPEN);
-	pg_atomic_init_u64(&header->sleep_until, 0);
-	header->keep_until = 0;
-	header->workers_ready = 0;
-	header->lost_worker = 0;
-	memset(header->workers, 0,
-		   mul_size(nworkers, sizeof(test_shm_mq_worker_slot)));
-	shm_toc_insert(toc, TEST_SHM_MQ_KEY_HEADER, header);
-	ring->header = header;
-
-	for (queue = 0; queue <= nworkers; queue++)
-	{
-		shm_mq	   *mq;
-
-		mq = shm_mq_create(shm_toc_allocate(toc, ring->queue_size),
-						   ring->queue_size);
-
-		/*
-		 * The leader writes the first queue and reads the last; with no
-		 * workers, that is one queue and the leader talks to itself.
-		 */
-		if (queue == 0)
-			shm_mq_set_sender(mq, MyProc);
-		if (queue == nworkers)
-			shm_mq_set_receiver(mq, MyProc);
-		shm_toc_insert(toc, TEST_SHM_MQ_KEY_DATA_QUEUE(queue), mq);
-	}
-
-	for (worker = 1; worker <= nworkers; worker++)
-	{
-		shm_mq	   *mq;
-
-		mq = shm_mq_create(shm_toc_allocate(toc, TEST_SHM_MQ_ERROR_QUEUE_SIZE),
-						   TEST_SHM_MQ_ERROR_QUEUE_SIZE);
-		shm_mq_set_receiver(mq, MyProc);
-		shm_toc_insert(toc, TEST_SHM_MQ_KEY_ERROR_QUEUE(nworkers, worker), mq);
-	}
-
-	return ring;
-}
 
 /*
  * Start the ring's workers, attach the leader's queues and wait until every
@@ -320,7 +85,7 @@ test_shm_mq_ring_start(test_shm_mq_ring *ring)
 	oldcontext = MemoryContextSwitchTo(ring->context);
 	ring->workers = palloc0(mul_size(ring->nworkers,
 									 sizeof(BackgroundWorkerHandle *)));
-	on_dsm_detach(ring->segment, release_workers, PointerGetDatum(ring));
+	test_shm_mq_ring_take_down_on_detach(ring, ring->segment);
 	register_workers(ring);
 	MemoryContextSwitchTo(oldcontext);
 
@@ -335,7 +100,7 @@ test_shm_mq_ring_start(test_shm_mq_ring *ring)
  * They are attached with the workers' handles, so that a worker that dies,
  * before it has attached its end or after, shows up as a detached queue
  * rather than a hang.  They are not attached to the segment: see the top of
- * this file.
+ * release.c.
  */
 void
 test_shm_mq_ring_attach_queues(test_shm_mq_ring *ring)
@@ -414,62 +179,14 @@ test_shm_mq_ring_attach(test_shm_mq_ring *ring)
 	 */
 	ring->toc = toc;
 	ring->header = header;
-	on_dsm_detach(segment, release_workers, PointerGetDatum(ring));
+	test_shm_mq_ring_take_down_on_detach(ring, segment);
 	ring->segment = segment;
 	return true;
 }
 
 /*
- * Get a ring ready to be kept after a successful call.  Returns false if it
- * cannot be: a message is waiting that the call did not take.
- *
- * shm_mq makes what a receiver has read known to the sender only lazily, at
- * the receiver's next receive; a receive that finds the queue empty does it.
- * The leader's handles go when it detaches, and the next call's would read
- * again what the last one left unacknowledged, so make those receives now:
- * on the data queue, and, forwarding any notice, on the error queues.  After
- * a successful call nothing can be in flight, no part of a message either,
- * so a receive that would block means an empty queue.
- */
-bool
-test_shm_mq_ring_quiesce(test_shm_mq_ring *ring)
-{
-	Size		nbytes;
-	void	   *data;
-
-	test_shm_mq_forward_worker_errors(ring);
-	return shm_mq_receive(ring->receive_queue, &nbytes, &data, true) ==
-		SHM_MQ_WOULD_BLOCK;
-}
-
-/*
- * Detach the leader from a ring it keeps, leaving the workers and the
- * segment to each other: the inverse of test_shm_mq_ring_attach() and
- * test_shm_mq_ring_attach_queues().  test_shm_mq_ring_quiesce() must have
- * said yes.
- */
-void
-test_shm_mq_ring_detach(test_shm_mq_ring *ring)
-{
-	cancel_on_dsm_detach(ring->segment, release_workers,
-						 PointerGetDatum(ring));
-	MemoryContextReset(ring->call_context);
-	ring->send_queue = NULL;
-	ring->receive_queue = NULL;
-	ring->error_queues = NULL;
-
-	dsm_detach(ring->segment);
-	ring->segment = NULL;
-	ring->toc = NULL;
-	ring->header = NULL;
-}
-
-/*
- * Register one dynamic background worker per ring position.
- *
- * Each gets the segment handle as its main argument, its number and the
- * role to connect as in bgw_extra, and the leader as the process to notify
- * when it starts or stops.
+ * Register one dynamic background worker per ring position, each with its
+ * number and the role to connect as in bgw_extra.
  */
 static void
 register_workers(test_shm_mq_ring *ring)
@@ -481,17 +198,7 @@ register_workers(test_shm_mq_ring *ring)
 	bool		serialize = test_shm_mq_worker_slot_wait > 0;
 	int			worker_number;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
-		BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_ConsistentState;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	strlcpy(worker.bgw_library_name, TEST_SHM_MQ_LIBRARY_NAME, BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, TEST_SHM_MQ_WORKER_FUNCTION, BGW_MAXLEN);
-	strlcpy(worker.bgw_type, TEST_SHM_MQ_WORKER_TYPE, BGW_MAXLEN);
-	worker.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(ring->segment));
-	worker.bgw_notify_pid = MyProcPid;
-
+	fill_in_worker(&worker, ring);
 	memset(&args, 0, sizeof(args));
 	args.user_id = test_shm_mq_worker_role();
 	args.leader_pid = MyProcPid;
@@ -515,7 +222,7 @@ register_workers(test_shm_mq_ring *ring)
 	for (worker_number = 1; worker_number <= ring->nworkers; worker_number++)
 	{
 		snprintf(worker.bgw_name, BGW_MAXLEN,
-				 "test_shm_mq_ext worker %d of %d for PID %d",
+				 TEST_SHM_MQ_WORKER_TITLE " for PID %d",
 				 worker_number, ring->nworkers, MyProcPid);
 		args.worker_number = worker_number;
 		memcpy(worker.bgw_extra, &args, sizeof(args));
@@ -527,6 +234,27 @@ register_workers(test_shm_mq_ring *ring)
 	test_shm_mq_slot_wait_end(&wait.announced);
 	if (serialize)
 		LockRelease(&tag, ExclusiveLock, false);
+}
+
+/*
+ * What every worker of the ring is registered with, whatever its number:
+ * the library and entry point to start, the segment handle as its main
+ * argument, and the leader as the process to notify when it starts or
+ * stops.
+ */
+static void
+fill_in_worker(BackgroundWorker *worker, test_shm_mq_ring *ring)
+{
+	memset(worker, 0, sizeof(*worker));
+	worker->bgw_flags = BGWORKER_SHMEM_ACCESS |
+		BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker->bgw_start_time = BgWorkerStart_ConsistentState;
+	worker->bgw_restart_time = BGW_NEVER_RESTART;
+	strlcpy(worker->bgw_library_name, TEST_SHM_MQ_LIBRARY_NAME, BGW_MAXLEN);
+	strlcpy(worker->bgw_function_name, TEST_SHM_MQ_WORKER_FUNCTION, BGW_MAXLEN);
+	strlcpy(worker->bgw_type, TEST_SHM_MQ_WORKER_TYPE, BGW_MAXLEN);
+	worker->bgw_main_arg = UInt32GetDatum(dsm_segment_handle(ring->segment));
+	worker->bgw_notify_pid = MyProcPid;
 }
 
 /*
@@ -637,11 +365,7 @@ wait_for_slot(slot_wait *wait)
 	test_shm_mq_slot_wait_announce(&wait->announced);
 	sleep_ms = Min(SLOT_POLL_INTERVAL_MS,
 				   (long) (test_shm_mq_worker_slot_wait - waited_ms) + 1);
-	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-					 sleep_ms,
-					 test_shm_mq_wait_event_info(TEST_SHM_MQ_WAIT_EVENT_SLOT));
-	ResetLatch(MyLatch);
-	CHECK_FOR_INTERRUPTS();
+	test_shm_mq_sleep(TEST_SHM_MQ_WAIT_EVENT_SLOT, sleep_ms);
 	return true;
 }
 
@@ -655,276 +379,42 @@ wait_for_slot(slot_wait *wait)
 static void
 wait_for_workers_ready(test_shm_mq_ring *ring)
 {
-	for (;;)
+	while (test_shm_mq_state_workers_ready(ring->header) < ring->nworkers)
 	{
-		int			ready;
-		int			worker;
-
-		SpinLockAcquire(&ring->header->mutex);
-		ready = ring->header->workers_ready;
-		SpinLockRelease(&ring->header->mutex);
-		if (ready == ring->nworkers)
-			break;
-
 		test_shm_mq_forward_worker_errors(ring);
-
-		for (worker = 1; worker <= ring->nworkers; worker++)
-		{
-			pid_t		pid;
-
-			switch (GetBackgroundWorkerPid(ring->workers[worker - 1], &pid))
-			{
-				case BGWH_STOPPED:
-
-					/*
-					 * A worker sends its error before it exits, so whatever
-					 * it had to say is in its queue by now.
-					 */
-					test_shm_mq_forward_worker_errors(ring);
-					ereport(ERROR,
-							(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
-							 errmsg("one or more workers failed to start"),
-							 errdetail("Worker %d of %d exited without reporting an error.",
-									   worker, ring->nworkers)));
-					break;
-				case BGWH_POSTMASTER_DIED:
-					postmaster_died();
-					break;
-				case BGWH_STARTED:
-				case BGWH_NOT_YET_STARTED:
-					break;
-			}
-		}
-
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_EXIT_ON_PM_DEATH, -1L,
-						 test_shm_mq_wait_event_info(TEST_SHM_MQ_WAIT_EVENT_WORKER_STARTUP));
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
+		check_workers_alive(ring);
+		test_shm_mq_sleep(TEST_SHM_MQ_WAIT_EVENT_WORKER_STARTUP, -1);
 	}
 
 	ring->workers_ready = true;
 }
 
 /*
- * on_dsm_detach callback of a ring with workers: take them all down before
- * the segment goes.
- *
- * It runs when the leader detaches the segment, after a successful call or
- * during the abort of a failed one, and at the latest when the leader's
- * process exits.  It must not fail, and during an abort it cannot be
- * interrupted, so every wait in it is bounded.  A segment that a lost
- * worker pinned is unpinned here, so that our detach destroys it, and any
- * kept-worker tickets go back.
+ * Fail the call if a worker has stopped before the ring was ready, with its
+ * own reason when it sent one.
  */
 static void
-release_workers(dsm_segment *segment, Datum arg)
-{
-	test_shm_mq_ring *ring = (test_shm_mq_ring *) DatumGetPointer(arg);
-	bool		pinned;
-
-	close_ring(ring);
-	wait_for_workers_to_exit(ring);
-	test_shm_mq_kept_tickets_give_back(ring);
-
-	SpinLockAcquire(&ring->header->mutex);
-	pinned = ring->header->lost_worker != 0;
-	ring->header->lost_worker = 0;
-	SpinLockRelease(&ring->header->mutex);
-	if (pinned)
-		dsm_unpin_segment(ring->handle);
-}
-
-/*
- * Close the ring, wake every worker that has joined it, so that all leave at
- * once rather than one after another round the ring, and withdraw every
- * other worker.
- *
- * A worker joins under the header's lock, and only while the ring is open,
- * so one that has not joined by the time we close the ring never will.  If
- * the postmaster has not started it, withdrawing it keeps it from starting.
- * If it has, the SIGTERM that withdrawing then sends stays blocked until
- * after it tries to join; it finds the ring closed and leaves without a
- * word.  A worker that has joined is not signalled: it finds the ring closed
- * at its next wait, or as soon as it has finished connecting.
- *
- * One that has exited since it joined may have left its PGPROC to another
- * process, which then gets a spurious wake-up; latches allow for those.
- */
-static void
-close_ring(test_shm_mq_ring *ring)
+check_workers_alive(test_shm_mq_ring *ring)
 {
 	int			worker;
 
-	SpinLockAcquire(&ring->header->mutex);
-	pg_atomic_write_u32(&ring->header->state, TEST_SHM_MQ_RING_CLOSED);
-	SpinLockRelease(&ring->header->mutex);
-
-	for (worker = 0; worker < ring->nworkers; worker++)
+	for (worker = 1; worker <= ring->nworkers; worker++)
 	{
-		PGPROC	   *proc;
-
-		if (ring->workers[worker] == NULL)
-			continue;
-		proc = worker_proc(ring, worker);
-		if (proc != NULL)
-			SetLatch(&proc->procLatch);
-		else
-			TerminateBackgroundWorker(ring->workers[worker]);
-	}
-}
-
-/*
- * Wake every worker that has joined the ring, to look at its state.
- */
-void
-test_shm_mq_ring_wake_workers(test_shm_mq_ring *ring)
-{
-	int			worker;
-
-	for (worker = 0; worker < ring->nworkers; worker++)
-	{
-		PGPROC	   *proc = worker_proc(ring, worker);
-
-		if (proc != NULL)
-			SetLatch(&proc->procLatch);
-	}
-}
-
-/*
- * The PGPROC of a worker (numbered from 0 here), or NULL if it has not
- * joined the ring.
- */
-static PGPROC *
-worker_proc(test_shm_mq_ring *ring, int worker)
-{
-	PGPROC	   *proc;
-
-	SpinLockAcquire(&ring->header->mutex);
-	proc = ring->header->workers[worker].proc;
-	SpinLockRelease(&ring->header->mutex);
-	return proc;
-}
-
-/*
- * Wait until every worker the ring registered has exited, or has been
- * withdrawn before it started, so that its slot is free again.
- *
- * The postmaster sets our latch each time one of them stops.  Workers still
- * there after WORKER_EXIT_GRACE_MS are terminated; any still there after
- * WORKER_EXIT_TIMEOUT_MS are reported with a WARNING and left.
- */
-static void
-wait_for_workers_to_exit(test_shm_mq_ring *ring)
-{
-	instr_time	start;
-	bool		terminated = false;
-	int			worker;
-
-	INSTR_TIME_SET_CURRENT(start);
-	for (;;)
-	{
-		instr_time	elapsed;
-		long		elapsed_ms;
-		long		timeout_ms;
-		int			running = 0;
-		int			rc;
-
-		for (worker = 0; worker < ring->nworkers; worker++)
-		{
-			pid_t		pid;
-
-			if (ring->workers[worker] == NULL)
-				continue;
-			if (GetBackgroundWorkerPid(ring->workers[worker], &pid) ==
-				BGWH_STOPPED)
-				ring->workers[worker] = NULL;
-			else
-				running++;
-		}
-		if (running == 0)
-			return;
-
-		INSTR_TIME_SET_CURRENT(elapsed);
-		INSTR_TIME_SUBTRACT(elapsed, start);
-		elapsed_ms = (long) INSTR_TIME_GET_MILLISEC(elapsed);
-
-		if (elapsed_ms >= WORKER_EXIT_TIMEOUT_MS)
-			break;
-		if (elapsed_ms >= WORKER_EXIT_GRACE_MS && !terminated)
-		{
-			for (worker = 0; worker < ring->nworkers; worker++)
-			{
-				if (ring->workers[worker] != NULL)
-					TerminateBackgroundWorker(ring->workers[worker]);
-			}
-			terminated = true;
-		}
-
-		timeout_ms = (terminated ? WORKER_EXIT_TIMEOUT_MS :
-					  WORKER_EXIT_GRACE_MS) - elapsed_ms;
-		/* Should the postmaster die, nothing runs any more to wait for. */
-		rc = WaitLatch(MyLatch,
-					   WL_LATCH_SET | WL_TIMEOUT | WL_POSTMASTER_DEATH,
-					   Max(timeout_ms, 1),
-					   test_shm_mq_wait_event_info(TEST_SHM_MQ_WAIT_EVENT_WORKER_EXIT));
-		ResetLatch(MyLatch);
-		if (rc & WL_POSTMASTER_DEATH)
-			return;
-	}
-
-	for (worker = 0; worker < ring->nworkers; worker++)
-	{
-		BgwHandleStatus status;
 		pid_t		pid;
 
-		if (ring->workers[worker] == NULL)
-			continue;
-		status = GetBackgroundWorkerPid(ring->workers[worker], &pid);
-		if (status != BGWH_STARTED && status != BGWH_NOT_YET_STARTED)
-			continue;
-		ereport(WARNING,
-				(errmsg("test_shm_mq_ext worker %d of %d did not exit within %d ms",
-						worker + 1, ring->nworkers, WORKER_EXIT_TIMEOUT_MS),
-				 status == BGWH_STARTED ?
-				 errdetail("Its process, PID %d, has been told to terminate, and is left to exit on its own.",
-						   (int) pid) :
-				 errdetail("It had not started, and the postmaster has not yet withdrawn it.")));
+		switch (GetBackgroundWorkerPid(ring->workers[worker - 1], &pid))
+		{
+			case BGWH_STOPPED:
+				test_shm_mq_worker_failed_to_start(ring, worker);
+				break;
+			case BGWH_POSTMASTER_DIED:
+				postmaster_died();
+				break;
+			case BGWH_STARTED:
+			case BGWH_NOT_YET_STARTED:
+				break;
+		}
 	}
-}
-
-/*
- * Take a ring down and free the leader's memory: after a successful call, or
- * when a kept ring is given up.
- *
- * Detaching the segment runs release_workers(), so on return every worker
- * has exited.  The leader of a kept ring first attaches again to close it;
- * if the segment is already gone, its workers have left it or are leaving,
- * and only their exits are waited for.  Should attaching fail, the ring is
- * untouched, and the current resource owner, whatever (sub)transaction or
- * exit this runs in, drops what the attempt left.  Interrupts are held
- * throughout: the wait is short and bounded, and an interrupt in the middle
- * of it would leave the workers to an abort that no longer knows them.
- */
-void
-test_shm_mq_ring_release(test_shm_mq_ring *ring)
-{
-	HOLD_INTERRUPTS();
-
-	if (ring->segment == NULL && ring->workers != NULL &&
-		!test_shm_mq_ring_attach(ring))
-	{
-		wait_for_workers_to_exit(ring);
-		test_shm_mq_kept_tickets_give_back(ring);
-	}
-	if (ring->segment != NULL)
-	{
-		dsm_detach(ring->segment);
-		ring->segment = NULL;
-	}
-
-	RESUME_INTERRUPTS();
-
-	MemoryContextDelete(ring->context);
 }
 
 /*

@@ -60,23 +60,8 @@ typedef enum test_shm_mq_wait_strategy
 } test_shm_mq_wait_strategy;
 
 /*
- * Where a ring is in its life, in test_shm_mq_header.state.
- *
- * A ring is OPEN while it is set up and while a call uses it.  With
- * test_shm_mq_ext.ring_keepalive set, a successful call leaves it KEPT: the
- * leader detaches, and the workers sleep until keep_until.  The leader's next
- * call of the same shape attaches again and opens it; if none comes in time,
- * the first worker to wake after keep_until closes it.  Workers leave as soon
- * as they see the ring CLOSED, and do not start relaying if they see it
- * first.  Only OPEN -> KEPT -> OPEN can happen more than once.
- *
- * A kept ring is also closed, before keep_until, by a worker woken because
- * another session waits for a worker slot (it yields).  A worker that leaves
- * a KEPT ring before keep_until for any other reason, an error or a signal,
- * marks it LOST, naming itself in lost_worker, and pins the segment, so that
- * its error report is still there when the leader's next call comes to read
- * it; the leader unpins it as it takes the ring down.  Workers leave a LOST
- * ring as they leave a CLOSED one.
+ * Where a ring is in its life, in test_shm_mq_header.state.  The diagram,
+ * and every transition, is in ring_state.c.
  */
 #define TEST_SHM_MQ_RING_OPEN		0	/* being set up, or carrying a call */
 #define TEST_SHM_MQ_RING_KEPT		1	/* idle between calls, until keep_until */
@@ -84,28 +69,34 @@ typedef enum test_shm_mq_wait_strategy
 #define TEST_SHM_MQ_RING_LOST		3	/* a worker left while kept: workers
 										 * leave, the segment stays pinned */
 
+/*
+ * How a worker is named wherever a user or a reader sees it: its number,
+ * from 1, and the ring's size.  Its background worker name adds the leader's
+ * PID, and the leader's context line the worker's.
+ */
+#define TEST_SHM_MQ_WORKER_TITLE	"test_shm_mq_ext worker %d of %d"
+
 /* What the ring keeps about each of its workers. */
 typedef struct test_shm_mq_worker_slot
 {
-	pid_t		pid;			/* 0 until the worker has attached */
-	PGPROC	   *proc;			/* its latch, for the leader to wake it; NULL
-								 * until the worker has attached */
+	pid_t		pid;			/* [W] 0 until the worker has joined */
+	PGPROC	   *proc;			/* [W] its latch, for the leader to wake it;
+								 * NULL until the worker has joined */
 } test_shm_mq_worker_slot;
 
 /*
  * The header at TEST_SHM_MQ_KEY_HEADER.
  *
- * The leader fills in every field before registering the first worker; after
- * that only state, keep_until, workers_ready, lost_worker and workers[]
- * change.  Each worker writes its own slot and counts itself ready;
- * the leader moves the ring between states, and a worker may close a kept
- * ring whose keep_until has passed, or that yields, or mark it lost.  All writes are made holding mutex.  state is atomic so that a
- * worker can look at it without the lock after each wait; what it decides
- * on, it reads again under the lock.
+ * Who writes each field: [L] the leader, [W] a worker, [L/W] either.  The
+ * leader fills in every field before registering the first worker; after
+ * that only the fields below mutex change, always holding it, and only
+ * through ring_state.c.  state is atomic so that a worker can look at it
+ * without the lock after each wait; what it decides on, it reads again
+ * under the lock.
  */
 typedef struct test_shm_mq_header
 {
-	/* Read-only once workers start. */
+	/* [L] Read-only once workers start. */
 	int			workers_total;	/* N, the number of workers in the ring */
 	int			online_cpus;	/* as the leader found, so that workers need
 								 * not look */
@@ -118,22 +109,25 @@ typedef struct test_shm_mq_header
 	int			spin_budget_us; /* adaptive: how long to poll before sleeping */
 
 	/*
-	 * Adaptive waiting: until when every ring process sleeps at once rather
-	 * than polls, since one of them found the CPUs busy (microseconds on the
-	 * monotonic clock; see wait_policy.c).  A hint, written by any ring
-	 * process without the lock.
+	 * [L/W] Adaptive waiting: until when every ring process sleeps at once
+	 * rather than polls, since one of them found the CPUs busy (microseconds
+	 * on the monotonic clock; see wait_policy.c).  A hint, written without
+	 * the lock.
 	 */
 	pg_atomic_uint64 sleep_until;
 
-	/* Written holding mutex. */
+	/* Written holding mutex, by ring_state.c. */
 	slock_t		mutex;
-	pg_atomic_uint32 state;		/* TEST_SHM_MQ_RING_* */
-	TimestampTz keep_until;		/* while KEPT: when workers may close it */
-	int			workers_ready;	/* workers that attached all their queues */
+	pg_atomic_uint32 state;		/* [L/W] TEST_SHM_MQ_RING_*: the leader
+								 * closes, keeps and claims; a worker closes
+								 * a kept ring, or marks it lost */
+	TimestampTz keep_until;		/* [L] while KEPT: when workers may close it */
+	int			workers_ready;	/* [W] workers that attached all their
+								 * queues; each counts itself */
 	int			lost_worker;	/* [W] set, [L] cleared: the worker that
 								 * left a kept ring; while set, the segment
 								 * is pinned (TEST_SHM_MQ_RING_LOST) */
-	test_shm_mq_worker_slot workers[FLEXIBLE_ARRAY_MEMBER]; /* by worker
+	test_shm_mq_worker_slot workers[FLEXIBLE_ARRAY_MEMBER]; /* [W] by worker
 															 * number - 1 */
 } test_shm_mq_header;
 
@@ -164,6 +158,29 @@ extern int test_shm_mq_max_kept_workers;
 
 /* What sessions share without shared memory of their own (cluster.c). */
 extern bool test_shm_mq_slot_waiter_present(void);
+
+/* The ring's state: every transition, for leader and workers (ring_state.c). */
+extern bool test_shm_mq_state_join(test_shm_mq_header *header,
+								   int worker_number);
+extern void test_shm_mq_state_count_ready(test_shm_mq_header *header);
+extern int	test_shm_mq_state_workers_ready(test_shm_mq_header *header);
+extern void test_shm_mq_state_close(test_shm_mq_header *header);
+extern void test_shm_mq_state_keep(test_shm_mq_header *header,
+								   TimestampTz keep_until);
+extern uint32 test_shm_mq_state_claim(test_shm_mq_header *header);
+extern uint32 test_shm_mq_state_expire(test_shm_mq_header *header,
+									   TimestampTz now,
+									   TimestampTz *keep_until);
+extern bool test_shm_mq_state_stand_down(test_shm_mq_header *header);
+extern bool test_shm_mq_state_lose(test_shm_mq_header *header,
+								   int worker_number, TimestampTz now);
+extern int	test_shm_mq_state_lost_worker(test_shm_mq_header *header,
+										  bool forget);
+extern uint32 test_shm_mq_state_peek(test_shm_mq_header *header);
+extern bool test_shm_mq_state_closed(test_shm_mq_header *header);
+extern test_shm_mq_worker_slot test_shm_mq_state_worker(test_shm_mq_header *header,
+														int worker_number);
+extern void test_shm_mq_state_wake_workers(test_shm_mq_header *header);
 
 /* The worker's entry point (worker.c). */
 pg_noreturn extern PGDLLEXPORT void test_shm_mq_ext_worker_main(Datum main_arg);

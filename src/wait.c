@@ -30,6 +30,7 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "port/atomics.h"
@@ -46,7 +47,6 @@
 #define SPIN_POLLS_PER_CLOCK_READ	16
 
 static int64 now_us(void);
-static void sleep_on_latch(test_shm_mq_wait_event event);
 static void yield_cpu(test_shm_mq_waiter *waiter, int64 now);
 
 /* The wait events' names, by test_shm_mq_wait_event. */
@@ -64,12 +64,14 @@ static const char *const wait_event_names[TEST_SHM_MQ_WAIT_EVENTS] = {
 static uint32 wait_event_infos[TEST_SHM_MQ_WAIT_EVENTS];
 
 /*
- * Strategy names, as test_shm_mq_ext.wait_strategy and test_shm_mq_bench()
- * spell them.
+ * The strategies' names, the one place they are spelled: the setting
+ * test_shm_mq_ext.wait_strategy takes this table as its options, and
+ * test_shm_mq_bench() parses its argument against it.
  */
-static const char *const strategy_names[] = {
-	[TEST_SHM_MQ_WAIT_BLOCK] = "block",
-	[TEST_SHM_MQ_WAIT_ADAPTIVE] = "adaptive",
+const struct config_enum_entry test_shm_mq_wait_strategies[] = {
+	{"block", TEST_SHM_MQ_WAIT_BLOCK, false},
+	{"adaptive", TEST_SHM_MQ_WAIT_ADAPTIVE, false},
+	{NULL, 0, false}
 };
 
 /*
@@ -107,17 +109,27 @@ test_shm_mq_wait_event_info(test_shm_mq_wait_event event)
 test_shm_mq_wait_strategy
 test_shm_mq_parse_wait_strategy(const char *name)
 {
-	int			strategy;
+	const struct config_enum_entry *entry;
+	StringInfoData valid;
 
-	for (strategy = 0; strategy < lengthof(strategy_names); strategy++)
+	for (entry = test_shm_mq_wait_strategies; entry->name != NULL; entry++)
 	{
-		if (strcmp(name, strategy_names[strategy]) == 0)
-			return (test_shm_mq_wait_strategy) strategy;
+		if (strcmp(name, entry->name) == 0)
+			return (test_shm_mq_wait_strategy) entry->val;
+	}
+
+	/* "a", "b" and "c", from the table. */
+	initStringInfo(&valid);
+	for (entry = test_shm_mq_wait_strategies; entry->name != NULL; entry++)
+	{
+		if (entry != test_shm_mq_wait_strategies)
+			appendStringInfoString(&valid, entry[1].name != NULL ? ", " : " and ");
+		appendStringInfo(&valid, "\"%s\"", entry->name);
 	}
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("invalid wait strategy \"%s\"", name),
-			 errhint("Valid wait strategies are \"block\" and \"adaptive\".")));
+			 errhint("Valid wait strategies are %s.", valid.data)));
 	pg_unreachable();
 }
 
@@ -175,7 +187,7 @@ test_shm_mq_wait(test_shm_mq_waiter *waiter, test_shm_mq_wait_event event)
 	{
 		if (policy->adaptive && !policy->waiting)
 			test_shm_mq_policy_sleeping(policy, now_us());
-		sleep_on_latch(event);
+		test_shm_mq_sleep(event, -1);
 		return true;
 	}
 
@@ -186,7 +198,7 @@ test_shm_mq_wait(test_shm_mq_waiter *waiter, test_shm_mq_wait_event event)
 									  (int64) pg_atomic_read_u64(waiter->sleep_until)))
 		{
 			/* The ring found the CPUs busy: sleep at once. */
-			sleep_on_latch(event);
+			test_shm_mq_sleep(event, -1);
 			return true;
 		}
 		/* The reset latch records the next thing a peer does to our queues. */
@@ -275,12 +287,19 @@ now_us(void)
 }
 
 /*
- * Sleep until our latch is set, then service interrupts.
+ * Sleep until our latch is set, or for at most timeout_ms milliseconds
+ * unless that is -1, then service interrupts.  Every sleep of the leader and
+ * the workers that may be interrupted comes here; the postmaster's death
+ * ends the process.
  */
-static void
-sleep_on_latch(test_shm_mq_wait_event event)
+void
+test_shm_mq_sleep(test_shm_mq_wait_event event, long timeout_ms)
 {
-	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_EXIT_ON_PM_DEATH, -1L,
+	int			events = WL_LATCH_SET | WL_EXIT_ON_PM_DEATH;
+
+	if (timeout_ms >= 0)
+		events |= WL_TIMEOUT;
+	(void) WaitLatch(MyLatch, events, timeout_ms,
 					 test_shm_mq_wait_event_info(event));
 	ResetLatch(MyLatch);
 	CHECK_FOR_INTERRUPTS();

@@ -12,6 +12,7 @@
 #define TEST_SHM_MQ_EXT_WAIT_H
 
 #include "port/atomics.h"
+#include "utils/guc.h"
 
 #include "test_shm_mq_ext.h"
 #include "wait_policy.h"
@@ -49,6 +50,8 @@ typedef struct test_shm_mq_waiter
 	pg_atomic_uint64 *sleep_until;	/* the ring's, in its header */
 } test_shm_mq_waiter;
 
+extern const struct config_enum_entry test_shm_mq_wait_strategies[];
+
 extern void test_shm_mq_init_wait_events(void);
 extern uint32 test_shm_mq_wait_event_info(test_shm_mq_wait_event event);
 extern test_shm_mq_wait_strategy test_shm_mq_parse_wait_strategy(const char *name);
@@ -60,6 +63,7 @@ extern void test_shm_mq_waiter_init(test_shm_mq_waiter *waiter,
 									bool scout);
 extern bool test_shm_mq_wait(test_shm_mq_waiter *waiter,
 							 test_shm_mq_wait_event event);
+extern void test_shm_mq_sleep(test_shm_mq_wait_event event, long timeout_ms);
 extern bool test_shm_mq_wait_would_sleep(test_shm_mq_waiter *waiter);
 extern void test_shm_mq_waiter_progress(test_shm_mq_waiter *waiter);
 

@@ -34,7 +34,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use TestShmMq;
 
-# The bounded wait of setup.c, and how far past it a call may return.
+# The bounded wait of release.c, and how far past it a call may return.
 my $exit_timeout_s = 5;
 my $exit_slack_s   = 1.5;
 

@@ -7,9 +7,10 @@
 #    environment variable TEST_SHM_MQ_DSM (posix, sysv, mmap, or posix_min,
 #    meaning posix with min_dynamic_shared_memory = 64MB; posix when unset),
 #    with the extension created;
-#  - TestShmMq::Session: a psql session that runs one statement at a time in
-#    the background and notes the moment its error arrives, so that a test can
-#    time how long a call takes to fail after a fault;
+#  - TestShmMq::Session: PostgreSQL::Test::BackgroundPsql, running one
+#    statement at a time in the background and noting the moment its error
+#    arrives, so that a test can time how long a call takes to fail after a
+#    fault;
 #  - wait_for_ring(): the PIDs of a running call's workers, once it is running;
 #  - dsm_segments() and check_no_leftovers(): the proof that a fault left no
 #    worker (in pg_stat_activity or in the OS process list) and no dynamic
@@ -174,8 +175,8 @@ sub grant_ring_functions
 =item wait_strategies(node)
 
 The values test_shm_mq_ext.wait_strategy accepts, so that fault tests can
-run under each; just "default" on a build without the setting.  Run a call
-under one with TestShmMq::Session's set_wait_strategy().
+run under each.  Run a call under one with TestShmMq::Session's
+set_wait_strategy().
 
 =cut
 
@@ -189,7 +190,8 @@ sub wait_strategies
 		FROM pg_settings
 		WHERE name = 'test_shm_mq_ext.wait_strategy'});
 
-	return $values eq '' ? ('default') : split(/ /, $values);
+	die "test_shm_mq_ext.wait_strategy is not defined" if $values eq '';
+	return split(/ /, $values);
 }
 
 =pod
@@ -721,39 +723,46 @@ sub check_processes_exit
 
 package TestShmMq::Session;
 
+# A PostgreSQL::Test::BackgroundPsql session, with what it lacks for fault
+# tests: a statement sent without waiting for it, and the moment its error
+# reached the caller.  BackgroundPsql's own query() waits for the statement to
+# end; send(), running() and wait_result() below use the same psql, its
+# IPC::Run harness and its output buffers, one statement at a time.
+
 use strict;
 use warnings FATAL => 'all';
 
-use IPC::Run;
+use parent -norequire, 'PostgreSQL::Test::BackgroundPsql';
+use PostgreSQL::Test::BackgroundPsql;
 use Test::More;
+
+# How long a session may live: BackgroundPsql's harness timer would otherwise
+# end psql after the default test timeout, whatever it is doing.
+my $SESSION_SECONDS = 3600;
 
 =pod
 
 =item TestShmMq::Session->new(node, user => name, dbname => name)
 
-Start psql on the node, with verbose error reports (SQLSTATE included), and
-learn its backend's PID.
+Start psql on the node, with verbose error reports (SQLSTATE included),
+going on after errors, and learn its backend's PID.
 
 =cut
 
 sub new
 {
 	my ($class, $node, %opts) = @_;
-	my $self = bless {
-		stdin     => '',
-		stdout    => '',
-		stderr    => '',
-		statement => 0,
-		pending   => 0, }, $class;
-	my @command = (
-		$node->installed_command('psql'),
-		'-X', '-q', '-A', '-t', '-v', 'VERBOSITY=verbose',
-		'-d', $node->connstr($opts{dbname} // 'postgres'));
+	my @params = ('-v', 'VERBOSITY=verbose');
 
-	push @command, '-U', $opts{user} if defined $opts{user};
-	$self->{harness} = IPC::Run::start(
-		\@command,        '<',  \$self->{stdin}, '>',
-		\$self->{stdout}, '2>', \$self->{stderr});
+	push @params, '-U', $opts{user} if defined $opts{user};
+	my $self = $node->background_psql(
+		$opts{dbname} // 'postgres',
+		on_error_stop => 0,
+		timeout       => $SESSION_SECONDS,
+		extra_params  => \@params);
+	bless $self, $class;
+	$self->{statement} = 0;
+	$self->{pending}   = 0;
 
 	my $result = $self->query('SELECT pg_backend_pid()');
 	die "could not start psql: $result->{stderr}"
@@ -781,8 +790,8 @@ sub pid
 
 =item $session->set_wait_strategy(strategy)
 
-Make the session's calls use a wait strategy from TestShmMq::wait_strategies;
-"default" leaves the setting alone.
+Make the session's calls use a wait strategy from
+TestShmMq::wait_strategies.
 
 =cut
 
@@ -790,7 +799,6 @@ sub set_wait_strategy
 {
 	my ($self, $strategy) = @_;
 
-	return if $strategy eq 'default';
 	my $result =
 	  $self->query("SET test_shm_mq_ext.wait_strategy = '$strategy'");
 	die "could not set the wait strategy: $result->{stderr}"
@@ -821,7 +829,7 @@ sub send
 	$self->{sent_at}  = TestShmMq::now();
 	$self->{stdin} .=
 	  "$sql\n;\n\\echo '$self->{marker}'\n\\warn '$self->{marker}'\n";
-	$self->{harness}->pump_nb;
+	$self->{run}->pump_nb;
 	return $self->{sent_at};
 }
 
@@ -846,10 +854,10 @@ sub running
 	my $marker = $self->{marker};
 
 	return 0 unless $self->{pending};
-	$self->{harness}->pump_nb if $self->{harness}->pumpable;
+	$self->{run}->pump_nb if $self->{run}->pumpable;
 	if ((      $self->{stdout} =~ /\Q$marker\E\n/
 			&& $self->{stderr} =~ /\Q$marker\E\n/)
-		|| !$self->{harness}->pumpable)
+		|| !$self->{run}->pumpable)
 	{
 		$self->{pending} = 0;
 		$self->{done_at} = TestShmMq::now();
@@ -865,7 +873,8 @@ sub running
 =item $session->wait_result(timeout => seconds)
 
 Wait, for at most the timeout, for the statement sent last to end, and return
-a hash reference: stdout and stderr (psql's output for that statement),
+a hash reference: stdout and stderr (psql's output for that statement, without
+the "psql:<stdin>:N: " that psql puts before a message read from a script),
 finished (true if it ended; false on timeout), connection_lost (psql exited),
 sent_at, error_at (when it ended with an ERROR or FATAL, or undef) and
 done_at.
@@ -887,7 +896,7 @@ sub wait_result
 
 	my %result = (
 		finished        => !$self->{pending},
-		connection_lost => !$self->{harness}->pumpable,
+		connection_lost => !$self->{run}->pumpable,
 		sent_at         => $self->{sent_at},
 		error_at        => $self->{error_at},
 		done_at         => $self->{pending} ? undef : $self->{done_at},
@@ -895,6 +904,7 @@ sub wait_result
 		stderr          => $self->{stderr},);
 	$result{stdout} =~ s/\Q$marker\E\n//;
 	$result{stderr} =~ s/\Q$marker\E\n//;
+	$result{stderr} =~ s/^psql:<stdin>:\d+: //mg;
 	chomp $result{stdout};
 
 	note "statement $self->{statement} of backend "
@@ -908,7 +918,8 @@ sub wait_result
 
 =item $session->query(sql, timeout => seconds)
 
-send() and wait_result() in one.
+send() and wait_result() in one.  Unlike BackgroundPsql's query(), it
+returns stderr and the times too, and never dies on an error.
 
 =cut
 
@@ -932,7 +943,7 @@ sub kill_client
 {
 	my ($self, $signal) = @_;
 
-	$self->{harness}->signal($signal);
+	$self->{run}->signal($signal);
 	return;
 }
 
@@ -950,18 +961,18 @@ sub close
 	my ($self) = @_;
 	my $deadline = TestShmMq::now() + $TestShmMq::SETTLE_SECONDS;
 
-	if (!$self->{pending} && $self->{harness}->pumpable)
+	if (!$self->{pending} && $self->{run}->pumpable)
 	{
 		$self->{stdin} .= "\\q\n";
-		while ($self->{harness}->pumpable && TestShmMq::now() < $deadline)
+		while ($self->{run}->pumpable && TestShmMq::now() < $deadline)
 		{
-			$self->{harness}->pump_nb;
+			$self->{run}->pump_nb;
 			TestShmMq::pause(0.005);
 		}
 	}
-	eval { $self->{harness}->kill_kill(grace => 1) }
-	  if $self->{harness}->pumpable;
-	eval { $self->{harness}->finish };
+	eval { $self->{run}->kill_kill(grace => 1) }
+	  if $self->{run}->pumpable;
+	eval { $self->{run}->finish };
 	return;
 }
 

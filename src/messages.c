@@ -1,16 +1,16 @@
 /*-------------------------------------------------------------------------
  *
- * drive.c
+ * messages.c
  *		The leader's message loops: ping-pong, with one message in flight
  *		round the ring at a time, and pipelined, with many.
  *
  * All queue calls are non-blocking; when a pass makes no progress the leader
- * waits through test_shm_mq_ring_wait(), which also forwards any error a
- * worker has reported.  A queue that detaches under us means a worker is
+ * waits through ring_wait(), which also forwards any error a worker has
+ * reported.  A queue that detaches under us means a worker is
  * gone, and the call fails with that worker's own error when it sent one.
  *
  * IDENTIFICATION
- *		src/drive.c
+ *		src/messages.c
  *
  *-------------------------------------------------------------------------
  */
@@ -19,10 +19,10 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "portability/instr_time.h"
-#include "storage/latch.h"
 
 #include "ring.h"
 
+static void ring_wait(test_shm_mq_ring *ring, test_shm_mq_wait_event event);
 static void send_message(test_shm_mq_ring *ring, Size nbytes,
 						 const void *data);
 static void receive_message(test_shm_mq_ring *ring, Size *nbytes,
@@ -47,8 +47,8 @@ test_shm_mq_check_repeat_count(int repeat_count)
  * whenever we were woken rather than merely polling.  event says what we
  * wait for.
  */
-void
-test_shm_mq_ring_wait(test_shm_mq_ring *ring, test_shm_mq_wait_event event)
+static void
+ring_wait(test_shm_mq_ring *ring, test_shm_mq_wait_event event)
 {
 	if (test_shm_mq_wait(&ring->waiter, event))
 		test_shm_mq_forward_worker_errors(ring);
@@ -165,7 +165,7 @@ test_shm_mq_pipeline(test_shm_mq_ring *ring, Size message_size,
 		if (progress)
 			test_shm_mq_waiter_progress(&ring->waiter);
 		else
-			test_shm_mq_ring_wait(ring, sent < repeat_count ?
+			ring_wait(ring, sent < repeat_count ?
 								  TEST_SHM_MQ_WAIT_EVENT_SEND :
 								  TEST_SHM_MQ_WAIT_EVENT_RECEIVE);
 	}
@@ -185,12 +185,7 @@ test_shm_mq_idle(test_shm_mq_ring *ring, int milliseconds)
 	INSTR_TIME_SET_CURRENT(start);
 	while (left_ms > 0)
 	{
-		(void) WaitLatch(MyLatch,
-						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 (long) left_ms + 1,
-						 test_shm_mq_wait_event_info(TEST_SHM_MQ_WAIT_EVENT_BENCH_IDLE));
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
+		test_shm_mq_sleep(TEST_SHM_MQ_WAIT_EVENT_BENCH_IDLE, (long) left_ms + 1);
 		test_shm_mq_forward_worker_errors(ring);
 
 		INSTR_TIME_SET_CURRENT(elapsed);
@@ -214,7 +209,7 @@ send_message(test_shm_mq_ring *ring, Size nbytes, const void *data)
 			break;
 		if (res == SHM_MQ_DETACHED)
 			test_shm_mq_ring_broken(ring, true);
-		test_shm_mq_ring_wait(ring, TEST_SHM_MQ_WAIT_EVENT_SEND);
+		ring_wait(ring, TEST_SHM_MQ_WAIT_EVENT_SEND);
 	}
 	test_shm_mq_waiter_progress(&ring->waiter);
 }
@@ -234,7 +229,7 @@ receive_message(test_shm_mq_ring *ring, Size *nbytes, void **data)
 			break;
 		if (res == SHM_MQ_DETACHED)
 			test_shm_mq_ring_broken(ring, false);
-		test_shm_mq_ring_wait(ring, TEST_SHM_MQ_WAIT_EVENT_RECEIVE);
+		ring_wait(ring, TEST_SHM_MQ_WAIT_EVENT_RECEIVE);
 	}
 	test_shm_mq_waiter_progress(&ring->waiter);
 }

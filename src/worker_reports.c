@@ -1,18 +1,26 @@
 /*-------------------------------------------------------------------------
  *
- * worker_errors.c
- *		The leader's end of the workers' error queues: workers' errors are
- *		rethrown in the leader, so the caller learns what went wrong.
+ * worker_reports.c
+ *		The leader's end of the workers' error queues: what a worker
+ *		reports is thrown again in the leader, so the caller learns what went
+ *		wrong, and a worker that exits without a word is reported too.
  *
- * Each worker redirects its error output to its own shm_mq with pqmq before
- * it does anything that could fail, so whatever it reports arrives here as a
- * protocol ErrorResponse or NoticeResponse.  The leader parses it and throws
- * it again with the worker's message and SQLSTATE, adding a context line that
- * names the worker.  A worker sends its report before it exits and detaches
- * its queues, so once the ring breaks, the reason is already waiting here.
+ * Each worker redirects its error output to its own shm_mq with pqmq as soon
+ * as it has joined the ring, so whatever it reports from then on arrives
+ * here as a protocol ErrorResponse or NoticeResponse.  The leader parses it
+ * and throws it again with the worker's message and SQLSTATE, adding a
+ * context line that names the worker.  A worker sends its report before it
+ * exits and detaches its queues, so once the ring breaks, the reason is
+ * already waiting here.
+ *
+ * What a worker raises before its redirect (it could not map the segment,
+ * for instance) goes to the server log only, as for any background worker;
+ * the leader then sees the worker stop with nothing in its queue, and says
+ * that it exited without reporting an error, with parallel.c's hint to look
+ * in the server log.
  *
  * IDENTIFICATION
- *		src/worker_errors.c
+ *		src/worker_reports.c
  *
  *-------------------------------------------------------------------------
  */
@@ -22,7 +30,6 @@
 #include "libpq/pqformat.h"
 #include "libpq/pqmq.h"
 #include "postmaster/bgworker.h"
-#include "storage/spin.h"
 
 #include "ring.h"
 
@@ -31,6 +38,11 @@ static bool receive_report(test_shm_mq_ring *ring, int worker_number,
 static void rethrow_report(test_shm_mq_ring *ring, int worker_number,
 						   ErrorData *edata);
 static char *worker_context(test_shm_mq_ring *ring, int worker_number);
+static char *kept_ring_loss(test_shm_mq_ring *ring, bool *silent);
+static int	errdetail_silent_exit(test_shm_mq_ring *ring, int worker_number);
+
+/* What the leader says of a worker that exited without a word. */
+#define SILENT_EXIT_HINT	"More details may be available in the server log."
 
 /*
  * Forward whatever the workers have sent through their error queues.
@@ -55,6 +67,28 @@ test_shm_mq_forward_worker_errors(test_shm_mq_ring *ring)
 }
 
 /*
+ * Report, with a NOTICE, that a kept ring lost a worker while it was idle,
+ * saying what became of the worker that went first.  Returns false, saying
+ * nothing, if it did not.
+ */
+bool
+test_shm_mq_report_kept_ring_loss(test_shm_mq_ring *ring)
+{
+	bool		silent;
+	char	   *loss = kept_ring_loss(ring, &silent);
+
+	if (loss == NULL)
+		return false;
+	ereport(NOTICE,
+			(errmsg_plural("kept ring of %d worker was lost, starting a new one",
+						   "kept ring of %d workers was lost, starting a new one",
+						   ring->nworkers, ring->nworkers),
+			 errdetail_internal("%s", loss),
+			 silent ? errhint(SILENT_EXIT_HINT) : 0));
+	return true;
+}
+
+/*
  * Find out whether a kept ring lost a worker while it was idle.
  *
  * Returns NULL if every worker is still running and none has reported an
@@ -63,14 +97,15 @@ test_shm_mq_forward_worker_errors(test_shm_mq_ring *ring)
  * A worker that leaves a kept ring names itself in the header (see
  * TEST_SHM_MQ_RING_LOST); the others then leave quietly, so only a ring not
  * yet marked lost is searched for a worker that is gone.  Notices and
- * warnings pass through.
+ * warnings pass through.  *silent says the worker sent no error.
  */
-char *
-test_shm_mq_kept_ring_loss(test_shm_mq_ring *ring)
+static char *
+kept_ring_loss(test_shm_mq_ring *ring, bool *silent)
 {
 	int			lost_worker;
 	int			worker;
 
+	*silent = false;
 	for (worker = 1; worker <= ring->nworkers; worker++)
 	{
 		ErrorData	edata;
@@ -84,9 +119,7 @@ test_shm_mq_kept_ring_loss(test_shm_mq_ring *ring)
 		}
 	}
 
-	SpinLockAcquire(&ring->header->mutex);
-	lost_worker = ring->header->lost_worker;
-	SpinLockRelease(&ring->header->mutex);
+	lost_worker = test_shm_mq_state_lost_worker(ring->header, false);
 
 	for (worker = 1; lost_worker == 0 && worker <= ring->nworkers; worker++)
 	{
@@ -98,6 +131,7 @@ test_shm_mq_kept_ring_loss(test_shm_mq_ring *ring)
 	}
 	if (lost_worker == 0)
 		return NULL;
+	*silent = true;
 	return psprintf(_("Worker %d of %d exited without reporting an error."),
 					lost_worker, ring->nworkers);
 }
@@ -134,8 +168,8 @@ receive_report(test_shm_mq_ring *ring, int worker_number, ErrorData *edata)
 	appendBinaryStringInfo(&msg, data, nbytes);
 	msgtype = pq_getmsgbyte(&msg);
 	if (msgtype != 'E' && msgtype != 'N')
-		elog(ERROR, "unexpected message type \"%c\" from test_shm_mq_ext worker %d",
-			 msgtype, worker_number);
+		elog(ERROR, "unexpected message type \"%c\" from " TEST_SHM_MQ_WORKER_TITLE,
+			 msgtype, worker_number, ring->nworkers);
 	pq_parse_errornotice(&msg, edata);
 	pfree(msg.data);
 
@@ -182,14 +216,11 @@ worker_context(test_shm_mq_ring *ring, int worker_number)
 {
 	pid_t		pid;
 
-	SpinLockAcquire(&ring->header->mutex);
-	pid = ring->header->workers[worker_number - 1].pid;
-	SpinLockRelease(&ring->header->mutex);
-
+	pid = test_shm_mq_state_worker(ring->header, worker_number).pid;
 	if (pid == 0)
-		return psprintf(_("test_shm_mq_ext worker %d of %d"),
+		return psprintf(_(TEST_SHM_MQ_WORKER_TITLE),
 						worker_number, ring->nworkers);
-	return psprintf(_("test_shm_mq_ext worker %d of %d, PID %d"),
+	return psprintf(_(TEST_SHM_MQ_WORKER_TITLE ", PID %d"),
 					worker_number, ring->nworkers, (int) pid);
 }
 
@@ -205,13 +236,43 @@ test_shm_mq_ring_broken(test_shm_mq_ring *ring, bool sending)
 {
 	test_shm_mq_forward_worker_errors(ring);
 
-	if (sending)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("could not send message"),
-				 errdetail("A worker in the ring exited without reporting an error.")));
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 sending ? errmsg("could not send message") :
 			 errmsg("could not receive message"),
-			 errdetail("A worker in the ring exited without reporting an error.")));
+			 errdetail_silent_exit(ring, 0)));
+	pg_unreachable();
+}
+
+/*
+ * Fail the call because a worker stopped before the ring was ready.
+ *
+ * A worker sends its error before it exits, so whatever it had to say is in
+ * its queue by now, and is thrown first; otherwise it said nothing.
+ */
+void
+test_shm_mq_worker_failed_to_start(test_shm_mq_ring *ring, int worker_number)
+{
+	test_shm_mq_forward_worker_errors(ring);
+
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+			 errmsg("one or more workers failed to start"),
+			 errdetail_silent_exit(ring, worker_number)));
+	pg_unreachable();
+}
+
+/*
+ * The detail and hint of an error about a worker that exited without
+ * reporting an error: worker_number, or with 0 any worker of the ring.
+ */
+static int
+errdetail_silent_exit(test_shm_mq_ring *ring, int worker_number)
+{
+	if (worker_number == 0)
+		errdetail("A worker in the ring exited without reporting an error.");
+	else
+		errdetail("Worker %d of %d exited without reporting an error.",
+				  worker_number, ring->nworkers);
+	return errhint(SILENT_EXIT_HINT);
 }
