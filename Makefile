@@ -39,3 +39,8 @@ TAP_TESTS = 1
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# PGXS tracks no header dependencies, and a struct whose layout changed in
+# one object but not another corrupts shared memory: rebuild every object
+# when any of our headers changes.
+$(OBJS): $(wildcard src/*.h)

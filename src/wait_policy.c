@@ -36,10 +36,13 @@
  *	  - A wait that polled for the whole budget without progress halves it
  *		(to no less than 1 us), and the process sleeps.
  *	  - A yield that kept it off the CPU for TEST_SHM_MQ_CONTENDED_US ends
- *		the polling and halves the budget too.  In two waits in a row, it
- *		means that the CPUs are busy with other work, which polling only
- *		delays, and not a blip: the process tells the whole ring, through
- *		its header, to sleep at once.  Every process then begins its waits
+ *		the polling and halves the budget too, and the process sleeps at
+ *		once, without a poll, for its next 8 waits (twice as many each time
+ *		it happens again, up to 1024, and 8 again once a wait polls through
+ *		undisturbed): a yield that lets other work run costs a time slice.
+ *		In two polling waits in a row, it means that the CPUs are busy with
+ *		other work, which polling only delays, and not a blip: the process
+ *		tells the whole ring, through its header, to sleep at once.  Every process then begins its waits
  *		asleep, without a single poll, so the ring learns once what each
  *		process would have paid to learn alone.  Only the leader, the
  *		ring's scout, tries polling again, after 1 ms, then after twice as
@@ -89,6 +92,10 @@
 /* Contended waits in a row that show the CPUs busy, not a blip. */
 #define CONTENDED_WAITS_BUSY	2
 
+/* Waits a process sleeps at once after a contended one: first, at most. */
+#define SLEEP_WAITS_FIRST		8
+#define SLEEP_WAITS_MAX			1024
+
 /* How long the ring sleeps at once after a contended wait: first, at most. */
 #define SLEEP_FOR_FIRST_US		1000
 #define SLEEP_FOR_MAX_US		1000000
@@ -111,6 +118,7 @@ test_shm_mq_policy_init(test_shm_mq_wait_policy *policy, bool adaptive,
 	policy->ceiling_us = (int64) budget_per_process_us * Max(nprocesses, 1);
 	policy->budget_us = budget_per_process_us;
 	policy->sleep_for_us = SLEEP_FOR_FIRST_US;
+	policy->sleep_backoff = SLEEP_WAITS_FIRST;
 }
 
 /*
@@ -146,7 +154,8 @@ test_shm_mq_policy_begin(test_shm_mq_wait_policy *policy, int64 now,
 	policy->waiting = true;
 	policy->wait_start = now;
 	policy->contended = false;
-	if (ring_sleep_until != 0 && (!policy->scout || now < ring_sleep_until))
+	if (policy->sleep_waits > 0 ||
+		(ring_sleep_until != 0 && (!policy->scout || now < ring_sleep_until)))
 	{
 		policy->polling = false;
 		policy->slept = true;
@@ -260,19 +269,27 @@ test_shm_mq_policy_progress(test_shm_mq_wait_policy *policy, int64 now)
 	policy->scouting = false;
 
 	if (policy->ring_asleep)
-		return TEST_SHM_MQ_RING_UNCHANGED;	/* slept at once: nothing learnt */
+	{
+		/* Slept at once: nothing learnt. */
+		if (policy->sleep_waits > 0)
+			policy->sleep_waits--;
+		return TEST_SHM_MQ_RING_UNCHANGED;
+	}
 
 	if (policy->contended)
 	{
 		/*
-		 * We were kept off the CPU for long.  Once may be a blip, and costs
-		 * us only this wait's sleep and a smaller budget.  Twice in a row,
+		 * We were kept off the CPU for long.  Once may be a blip: we only
+		 * poll for less, and sleep at once for a few waits.  Twice in a row,
 		 * or while scouting, the CPUs are busy, and polling only delays the
 		 * ring: it sleeps at once for a while, longer each time the scout
 		 * finds them busy again.
 		 */
 		policy->contended = false;
 		policy->budget_us = Max(policy->budget_us / 2, MIN_BUDGET_US);
+		policy->sleep_waits = policy->sleep_backoff;
+		policy->sleep_backoff = Min(policy->sleep_backoff * 2,
+									SLEEP_WAITS_MAX);
 		if (++policy->contended_waits < CONTENDED_WAITS_BUSY && !scouting)
 			return TEST_SHM_MQ_RING_UNCHANGED;
 		ring_sleep_until = now + policy->sleep_for_us;
@@ -293,6 +310,7 @@ test_shm_mq_policy_progress(test_shm_mq_wait_policy *policy, int64 now)
 		/* Polling paid off: allow more of it next time. */
 		policy->budget_us = Min(policy->budget_us * 2, policy->ceiling_us);
 		policy->sleep_for_us = SLEEP_FOR_FIRST_US;
+		policy->sleep_backoff = SLEEP_WAITS_FIRST;
 	}
 	else if (!policy->short_of_cpus && waited < policy->ceiling_us)
 	{

@@ -56,6 +56,9 @@ typedef struct test_shm_mq_wait_policy
 	int64		budget_us;		/* how long the next wait polls */
 	bool		preempted;		/* kept off its CPU while spinning: poll by
 								 * yielding from now on */
+	int			sleep_waits;	/* after a contended wait: waits that sleep
+								 * at once */
+	int			sleep_backoff;	/* ... and how many after the next one */
 	int			contended_waits;	/* waits in a row that a yield found the
 									 * CPUs busy in */
 	int64		sleep_for_us;	/* after the next contended wait, how long
