@@ -40,26 +40,27 @@
  *		once, without a poll, for its next 8 waits (twice as many each time
  *		it happens again, up to 1024, and 8 again once a wait polls through
  *		undisturbed): a yield that lets other work run costs a time slice.
- *		In two polling waits in a row, it means that the CPUs are busy with
- *		other work, which polling only delays, and not a blip: the process
- *		tells the whole ring, through its header, to sleep at once.  Every process then begins its waits
- *		asleep, without a single poll, so the ring learns once what each
- *		process would have paid to learn alone.  Only the leader, the
- *		ring's scout, tries polling again, after 1 ms, then after twice as
- *		long each time it finds the CPUs still busy (up to 1 s); once it
- *		polls undisturbed, whether or not its wait ended while it polled, it
- *		wakes the ring to polling again.  (A spinner's preemption alone
- *		proves less: the kernel's own work, or another guest's on a virtual
- *		machine, preempts now and then, and such a process only yields from
- *		then on, as rule 1 says.)
+ *	  - Such yields in two polling waits in a row mean that the CPUs are
+ *		busy with other work, which polling only delays, and not a blip:
+ *		the process tells the whole ring, through its header, to sleep at
+ *		once.  Every process then begins its waits asleep, without a single
+ *		poll, so the ring learns once what each process would have paid to
+ *		learn alone.  Only the leader, the ring's scout, tries polling
+ *		again, after 1 ms, then after twice as long each time it finds the
+ *		CPUs still busy (up to 1 s); once it polls undisturbed, whether or
+ *		not its wait ended while it polled, it wakes the ring to polling
+ *		again.  A spinner's preemption alone proves less: the kernel's own
+ *		work, or another guest's on a virtual machine, preempts now and
+ *		then, and such a process only yields from then on, as rule 1 says.
  *	  - But a process of a ring with a CPU each (P <= C) that slept, and
  *		then found the whole wait shorter than the ceiling, learns that the
  *		ring was busy, only slower because someone slept: it raises its
- *		budget to twice that wait, so that it polls through the next one.  This is what makes a ring whose
- *		processes have CPUs of their own climb out of everyone sleeping:
- *		the more of them sleep, the longer the trip, and the longer the
- *		others poll, until all poll again.  A wait longer than the ceiling
- *		means the ring is idle, and teaches nothing.
+ *		budget to twice that wait, so that it polls through the next one.
+ *		This is what makes a ring whose processes have CPUs of their own
+ *		climb out of everyone sleeping: the more of them sleep, the longer
+ *		the trip, and the longer the others poll, until all poll again.  A
+ *		wait longer than the ceiling means the ring is idle, and teaches
+ *		nothing.
  *
  * 4. A peer that moves data through our queues sets our latch.  Seeing it
  *	  set starts the budget over, since a message larger than a queue moves
@@ -69,9 +70,10 @@
  * What follows: with P <= C and a trip shorter than the ceiling, the ring
  * converges to every process polling, each trip costing P hops; whatever
  * stalls it (a preemption, a process that slept), the next trip teaches the
- * others to poll through it.  With P > C, or CPUs busy with other work,
- * polls are yields that end at the first contended one, budgets halve, and
- * the ring converges to sleeping, as "block" does.  t/model/ring_model.c
+ * others to poll through it.  With P > C it polls by yielding, which pays
+ * while the other processes are the ring's own.  With CPUs busy with other
+ * work, yields are contended, each process and then the whole ring sleeps at
+ * once, and the ring converges to sleeping, as "block" does.  t/model/ring_model.c
  * runs these rules in a simulated ring.
  *
  * IDENTIFICATION
