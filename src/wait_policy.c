@@ -73,8 +73,8 @@
  * others to poll through it.  With P > C it polls by yielding, which pays
  * while the other processes are the ring's own.  With CPUs busy with other
  * work, yields are contended, each process and then the whole ring sleeps at
- * once, and the ring converges to sleeping, as "block" does.  t/model/ring_model.c
- * runs these rules in a simulated ring.
+ * once, and the ring converges to sleeping, as "block" does.
+ * t/model/ring_model.c runs these rules in a simulated ring.
  *
  * IDENTIFICATION
  *		src/wait_policy.c
