@@ -47,6 +47,14 @@
 #define WORKER_EXIT_GRACE_MS	100
 #define WORKER_EXIT_TIMEOUT_MS	5000
 
+/*
+ * How often to look again even if the postmaster has not told us that a
+ * worker stopped.  Its signal is what normally ends each sleep; should one
+ * come late, or be absorbed by someone else's use of our latch, this wait,
+ * which nothing can interrupt, must not sleep on for seconds.
+ */
+#define WORKER_EXIT_POLL_MS		10
+
 static void take_down_on_detach(dsm_segment *segment, Datum arg);
 static void close_ring(test_shm_mq_ring *ring);
 static void wait_for_workers_to_exit(test_shm_mq_ring *ring);
@@ -175,8 +183,9 @@ close_ring(test_shm_mq_ring *ring)
  * Wait until every worker the ring registered has exited, or has been
  * withdrawn before it started, so that its slot is free again.
  *
- * The postmaster sets our latch each time one of them stops.  Workers still
- * there after WORKER_EXIT_GRACE_MS are terminated; any still there after
+ * The postmaster sets our latch each time one of them stops, and we look
+ * every WORKER_EXIT_POLL_MS in any case.  Workers still there after
+ * WORKER_EXIT_GRACE_MS are terminated; any still there after
  * WORKER_EXIT_TIMEOUT_MS are reported with a WARNING and left.  This wait
  * may not be interrupted, so it does not use test_shm_mq_sleep().
  */
@@ -211,6 +220,7 @@ wait_for_workers_to_exit(test_shm_mq_ring *ring)
 
 		timeout_ms = (terminated ? WORKER_EXIT_TIMEOUT_MS :
 					  WORKER_EXIT_GRACE_MS) - elapsed_ms;
+		timeout_ms = Min(timeout_ms, WORKER_EXIT_POLL_MS);
 		/* Should the postmaster die, nothing runs any more to wait for. */
 		rc = WaitLatch(MyLatch,
 					   WL_LATCH_SET | WL_TIMEOUT | WL_POSTMASTER_DEATH,

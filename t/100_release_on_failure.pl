@@ -96,6 +96,28 @@ sub worker_log_lines
 	} split /\n/, $log;
 }
 
+# What a leader that has not exited in time is doing, then how long it took
+# to exit after all, and what the server log said meanwhile: enough to tell
+# a wait that went wrong from a machine that stalled.
+sub stuck_leader
+{
+	my ($leader, $fault_at, $log_offset) = @_;
+	my $proc = eval { slurp_file("/proc/$leader/stat") } // '';
+	my ($state) = $proc =~ /\)\s+(\S)\s/;
+	my $wchan = eval { slurp_file("/proc/$leader/wchan") } // '';
+	my $activity = $control->query(
+		"SELECT state || ', waiting on ' || coalesce(wait_event_type || '/' || wait_event, 'nothing')
+		FROM pg_stat_activity WHERE pid = $leader")->{stdout};
+	my $deadline = now() + 6 * $TestShmMq::SETTLE_SECONDS;
+
+	pause(0.01) while !process_gone($leader) && now() < $deadline;
+	return sprintf(
+		"process state %s in %s, pg_stat_activity: %s; %s after %.0f ms; server log since the call:\n%s",
+		$state // '?', $wchan || '?', $activity || '(no row)',
+		process_gone($leader) ? 'exited' : 'still there',
+		1000 * (now() - $fault_at), slurp_file($node->logfile, $log_offset));
+}
+
 sub median
 {
 	my @sorted = sort { $a <=> $b } @_;
@@ -197,6 +219,7 @@ sub median
 	{
 		my $leader_session = TestShmMq::Session->new($node);
 		my $leader         = $leader_session->pid;
+		my $log_offset     = -s $node->logfile;
 
 		$leader_session->send("SELECT test_shm_mq(1024, 'x', 1, 8)");
 		pause(rand(0.02));
@@ -208,7 +231,9 @@ sub median
 		my $gone_at = now();
 		if (!process_gone($leader))
 		{
-			push @slow, "call $call: leader $leader did not exit";
+			push @slow,
+			  "call $call: leader $leader did not exit: "
+			  . stuck_leader($leader, $fault_at, $log_offset);
 		}
 		else
 		{
