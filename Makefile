@@ -2,6 +2,7 @@
 
 MODULE_big = test_shm_mq_ext
 OBJS = \
+	src/area.o \
 	src/bench.o \
 	src/cluster.o \
 	src/keep.o \

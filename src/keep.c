@@ -181,6 +181,7 @@ static void
 detach_leader(test_shm_mq_ring *ring)
 {
 	test_shm_mq_ring_leave_up_on_detach(ring);
+	test_shm_mq_area_detach(ring);
 	MemoryContextReset(ring->call_context);
 	ring->send_queue = NULL;
 	ring->receive_queue = NULL;
@@ -297,6 +298,7 @@ claim_kept_ring(void)
 		return NULL;
 	}
 
+	test_shm_mq_area_attach(ring);
 	test_shm_mq_ring_attach_queues(ring);
 	if (test_shm_mq_report_kept_ring_loss(ring))
 	{

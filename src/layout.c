@@ -139,8 +139,8 @@ read_layout(int64 queue_size, int nworkers)
 								   TEST_SHM_MQ_WAIT_BLOCK);
 	base = (char *) dsm_segment_address(ring->segment);
 
-	/* Keys run from 0 to 2N + 1; add the table of contents and free space. */
-	nkeys = 2 * nworkers + 2;
+	/* Keys run from 0 to 2N + 2; add the table of contents and free space. */
+	nkeys = 2 * nworkers + 3;
 	result = palloc(sizeof(layout));
 	result->rows = palloc0(sizeof(layout_row) * (nkeys + 2));
 	result->nrows = 0;
@@ -213,6 +213,9 @@ describe_key(uint64 key, int nworkers)
 			return psprintf("data queue: worker %d -> leader", nworkers);
 		return psprintf("data queue: worker %d -> worker %d", queue, queue + 1);
 	}
+
+	if (key == TEST_SHM_MQ_KEY_AREA(nworkers))
+		return pstrdup("dynamic shared memory area");
 
 	return psprintf("error queue: worker %d -> leader",
 					(int) (key - TEST_SHM_MQ_KEY_ERROR_QUEUE(nworkers, 0)));

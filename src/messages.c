@@ -9,6 +9,13 @@
  * reported.  A queue that detaches under us means a worker is
  * gone, and the call fails with that worker's own error when it sent one.
  *
+ * A message at least test_shm_mq_ext.zero_copy_min_bytes long travels by
+ * reference (area.c): the leader copies it into the ring's area once, sends
+ * only the reference, and reads the message itself when the reference comes
+ * back.  Ping-pong places it once for every trip; a pipeline places each
+ * copy, and frees it when it returns, with no more in flight than
+ * test_shm_mq_zero_copy_bound() allows.
+ *
  * IDENTIFICATION
  *		src/messages.c
  *
@@ -29,6 +36,15 @@ static void receive_message(test_shm_mq_ring *ring, Size *nbytes,
 							void **data);
 static void verify_message(Size original_size, const char *original,
 						   Size final_size, const char *final);
+static void pipeline_by_reference(test_shm_mq_ring *ring, Size message_size,
+								  const char *message, int repeat_count,
+								  bool verify);
+
+/*
+ * Most messages a zero-copy pipeline keeps in flight, whatever its bound in
+ * bytes: deeper than this, a pipeline goes no faster.
+ */
+#define MAX_REFERENCES_IN_FLIGHT	65536
 
 /*
  * Check a repeat count given at the SQL level.
@@ -68,20 +84,46 @@ test_shm_mq_ping_pong(test_shm_mq_ring *ring, Size message_size,
 {
 	Size		nbytes = message_size;
 	void	   *data = (void *) message;
+	bool		by_reference = test_shm_mq_zero_copy(message_size);
+	test_shm_mq_reference reference;
 	int			trip;
+
+	if (repeat_count == 0)
+		return;
+
+	if (by_reference)
+	{
+		(void) test_shm_mq_area_put(ring, message_size, message, 0,
+									&reference);
+		nbytes = sizeof(reference);
+		data = &reference;
+	}
 
 	for (trip = 0; trip < repeat_count; trip++)
 	{
 		/*
 		 * What we received stays valid until the next receive on the same
-		 * queue, which comes only after it has been sent on.
+		 * queue, which comes only after it has been sent on.  A reference
+		 * must come back as it went.
 		 */
 		send_message(ring, nbytes, data);
 		receive_message(ring, &nbytes, &data);
+		if (by_reference)
+		{
+			(void) test_shm_mq_area_get(ring, nbytes, data, &reference);
+			nbytes = sizeof(reference);
+			data = &reference;
+		}
 		CHECK_FOR_INTERRUPTS();
 	}
 
-	if (repeat_count > 0)
+	if (by_reference)
+	{
+		verify_message(message_size, message, message_size,
+					   test_shm_mq_area_get(ring, nbytes, data, &reference));
+		test_shm_mq_area_free(ring, &reference);
+	}
+	else
 		verify_message(message_size, message, nbytes, data);
 }
 
@@ -100,6 +142,13 @@ test_shm_mq_pipeline(test_shm_mq_ring *ring, Size message_size,
 	bool		batch = test_shm_mq_batching(ring->waiter.strategy);
 	int			sent = 0;
 	int			received = 0;
+
+	if (test_shm_mq_zero_copy(message_size))
+	{
+		pipeline_by_reference(ring, message_size, message, repeat_count,
+							  verify);
+		return;
+	}
 
 	while (received < repeat_count)
 	{
@@ -169,6 +218,105 @@ test_shm_mq_pipeline(test_shm_mq_ring *ring, Size message_size,
 								  TEST_SHM_MQ_WAIT_EVENT_SEND :
 								  TEST_SHM_MQ_WAIT_EVENT_RECEIVE);
 	}
+}
+
+/*
+ * test_shm_mq_pipeline() for a message sent by reference.
+ *
+ * The same loop, but each copy is placed in the area just before it is
+ * sent, and freed as soon as it is back and checked; the references in
+ * flight are remembered, since the ring returns them in order, and only the
+ * one expected next is resolved.  No more than the bound's worth of copies is
+ * in flight: at the bound, or when the area has no room, the leader receives
+ * before it sends again, as when the queue is full.  A copy placed but not
+ * yet accepted by the queue is sent again as it is.  Every reference is
+ * flushed: the bound, not only a full queue, may end a burst, and a
+ * reference held back then would never reach the first worker.
+ */
+static void
+pipeline_by_reference(test_shm_mq_ring *ring, Size message_size,
+					  const char *message, int repeat_count, bool verify)
+{
+	bool		batch = test_shm_mq_batching(ring->waiter.strategy);
+	Size		bound = test_shm_mq_zero_copy_bound(ring, message_size);
+	int			max_in_flight;
+	test_shm_mq_in_flight *in_flight;
+	test_shm_mq_reference pending;
+	bool		have_pending = false;
+	int			sent = 0;
+	int			received = 0;
+
+	max_in_flight = (int) Min(bound / message_size,
+							  (Size) Min(repeat_count, MAX_REFERENCES_IN_FLIGHT));
+	max_in_flight = Max(max_in_flight, 1);
+	in_flight = test_shm_mq_in_flight_create(max_in_flight);
+
+	while (received < repeat_count)
+	{
+		bool		progress = false;
+		shm_mq_result res;
+		Size		nbytes;
+		void	   *data;
+
+		while (sent < repeat_count &&
+			   test_shm_mq_in_flight_count(in_flight) < max_in_flight)
+		{
+			CHECK_FOR_INTERRUPTS();
+			if (!have_pending &&
+				!test_shm_mq_area_put(ring, message_size, message,
+									  test_shm_mq_in_flight_count(in_flight),
+									  &pending))
+				break;
+			have_pending = true;
+			res = test_shm_mq_send(ring->send_queue, sizeof(pending),
+								   &pending, true, true);
+			if (res == SHM_MQ_WOULD_BLOCK)
+				break;
+			if (res == SHM_MQ_DETACHED)
+				test_shm_mq_ring_broken(ring, true);
+			test_shm_mq_in_flight_push(in_flight, &pending);
+			have_pending = false;
+			sent++;
+			progress = true;
+			if (!batch)
+				break;
+		}
+
+		while (received < sent)
+		{
+			const test_shm_mq_reference *expected;
+			const char *payload;
+
+			CHECK_FOR_INTERRUPTS();
+			res = shm_mq_receive(ring->receive_queue, &nbytes, &data, true);
+			if (res == SHM_MQ_WOULD_BLOCK)
+				break;
+			if (res == SHM_MQ_DETACHED)
+				test_shm_mq_ring_broken(ring, false);
+			expected = test_shm_mq_in_flight_oldest(in_flight);
+			payload = test_shm_mq_area_get(ring, nbytes, data, expected);
+			if (verify)
+				verify_message(message_size, message, expected->nbytes,
+							   payload);
+			test_shm_mq_area_free(ring, expected);
+			test_shm_mq_in_flight_pop(in_flight);
+			received++;
+			progress = true;
+			if (!batch)
+				break;
+		}
+
+		if (progress)
+			test_shm_mq_waiter_progress(&ring->waiter);
+		else
+			ring_wait(ring, sent < repeat_count &&
+					  test_shm_mq_in_flight_count(in_flight) < max_in_flight ?
+					  TEST_SHM_MQ_WAIT_EVENT_SEND :
+					  TEST_SHM_MQ_WAIT_EVENT_RECEIVE);
+	}
+
+	elog(DEBUG1, "zero-copy pipeline: at most %d messages of %zu bytes in flight, bound %zu bytes",
+		 test_shm_mq_in_flight_most(in_flight), message_size, bound);
 }
 
 /*

@@ -89,6 +89,7 @@ test_shm_mq_ring_release(test_shm_mq_ring *ring)
 	}
 	if (ring->segment != NULL)
 	{
+		test_shm_mq_area_detach(ring);
 		dsm_detach(ring->segment);
 		ring->segment = NULL;
 	}

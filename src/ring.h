@@ -17,6 +17,7 @@
 #include "storage/dsm.h"
 #include "storage/shm_mq.h"
 #include "storage/shm_toc.h"
+#include "utils/dsa.h"
 
 #include "test_shm_mq_ext.h"
 #include "wait.h"
@@ -48,6 +49,7 @@ typedef struct test_shm_mq_ring
 	dsm_segment *segment;
 	shm_toc    *toc;
 	test_shm_mq_header *header;
+	dsa_area   *area;			/* for one call, in call_context */
 
 	/* Set by test_shm_mq_ring_start(). */
 	BackgroundWorkerHandle **workers;	/* by worker number - 1; NULL once
@@ -75,6 +77,19 @@ typedef struct test_shm_mq_ring
 	int		   *tickets;		/* nworkers entries */
 	int			ntickets;
 } test_shm_mq_ring;
+
+/*
+ * What travels the queues in place of a message sent without copies: where
+ * the leader put it in the ring's area, and how long it is (area.c).
+ */
+typedef struct test_shm_mq_reference
+{
+	dsa_pointer payload;
+	Size		nbytes;
+} test_shm_mq_reference;
+
+/* The references of a zero-copy pipeline, oldest first (area.c). */
+typedef struct test_shm_mq_in_flight test_shm_mq_in_flight;
 
 /*
  * The round trip, file by file, in the order a call meets them.
@@ -108,6 +123,30 @@ extern void test_shm_mq_pipeline(test_shm_mq_ring *ring, Size message_size,
 								 const char *message, int repeat_count,
 								 bool verify);
 extern void test_shm_mq_idle(test_shm_mq_ring *ring, int milliseconds);
+
+/* area.c: large messages, sent by reference */
+extern bool test_shm_mq_zero_copy(Size message_size);
+extern Size test_shm_mq_zero_copy_bound(test_shm_mq_ring *ring,
+										Size message_size);
+extern Size test_shm_mq_area_size(void);
+extern void test_shm_mq_area_create(test_shm_mq_ring *ring, void *place);
+extern void test_shm_mq_area_attach(test_shm_mq_ring *ring);
+extern void test_shm_mq_area_detach(test_shm_mq_ring *ring);
+extern bool test_shm_mq_area_put(test_shm_mq_ring *ring, Size nbytes,
+								 const char *data, int in_flight,
+								 test_shm_mq_reference *reference);
+extern const char *test_shm_mq_area_get(test_shm_mq_ring *ring, Size nbytes,
+										const void *data,
+										const test_shm_mq_reference *expected);
+extern void test_shm_mq_area_free(test_shm_mq_ring *ring,
+								  const test_shm_mq_reference *reference);
+extern test_shm_mq_in_flight *test_shm_mq_in_flight_create(int max_count);
+extern int	test_shm_mq_in_flight_count(const test_shm_mq_in_flight *in_flight);
+extern int	test_shm_mq_in_flight_most(const test_shm_mq_in_flight *in_flight);
+extern void test_shm_mq_in_flight_push(test_shm_mq_in_flight *in_flight,
+									   const test_shm_mq_reference *reference);
+extern const test_shm_mq_reference *test_shm_mq_in_flight_oldest(const test_shm_mq_in_flight *in_flight);
+extern void test_shm_mq_in_flight_pop(test_shm_mq_in_flight *in_flight);
 
 /* worker_reports.c: the workers' error queues, read by the leader */
 extern void test_shm_mq_forward_worker_errors(test_shm_mq_ring *ring);

@@ -46,6 +46,7 @@ static test_shm_mq_ring *new_ring(int64 queue_size, int nworkers,
 								  Size segment_size);
 static void init_header(test_shm_mq_ring *ring);
 static void create_queues(test_shm_mq_ring *ring);
+static void create_area(test_shm_mq_ring *ring);
 
 /*
  * Check a worker count given at the SQL level.
@@ -145,8 +146,9 @@ estimate_segment(shm_toc_estimator *estimator, Size queue_size, int nworkers)
 		shm_toc_estimate_chunk(estimator, queue_size);
 	for (worker = 1; worker <= nworkers; worker++)
 		shm_toc_estimate_chunk(estimator, TEST_SHM_MQ_ERROR_QUEUE_SIZE);
+	shm_toc_estimate_chunk(estimator, test_shm_mq_area_size());
 
-	shm_toc_estimate_keys(estimator, 1 + (nworkers + 1) + nworkers);
+	shm_toc_estimate_keys(estimator, 1 + (nworkers + 1) + nworkers + 1);
 }
 
 /*
@@ -176,6 +178,7 @@ test_shm_mq_ring_create(int64 queue_size, int nworkers,
 	/* Allocate and insert in the order estimate_segment() counted. */
 	init_header(ring);
 	create_queues(ring);
+	create_area(ring);
 
 	return ring;
 }
@@ -282,4 +285,16 @@ create_queues(test_shm_mq_ring *ring)
 		shm_toc_insert(ring->toc,
 					   TEST_SHM_MQ_KEY_ERROR_QUEUE(nworkers, worker), mq);
 	}
+}
+
+/*
+ * Create the ring's dynamic shared memory area in place, in the last chunk.
+ */
+static void
+create_area(test_shm_mq_ring *ring)
+{
+	void	   *place = shm_toc_allocate(ring->toc, test_shm_mq_area_size());
+
+	test_shm_mq_area_create(ring, place);
+	shm_toc_insert(ring->toc, TEST_SHM_MQ_KEY_AREA(ring->nworkers), place);
 }

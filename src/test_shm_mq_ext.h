@@ -32,14 +32,16 @@
 
 /*
  * Table-of-contents keys.  With N workers the keys run without gaps from 0
- * to 2N + 1: the header, the N + 1 data queues, then the N error queues.
- * Workers are numbered from 1.
+ * to 2N + 2: the header, the N + 1 data queues, the N error queues, then the
+ * ring's dynamic shared memory area (area.c).  Workers are numbered from 1.
  */
 #define TEST_SHM_MQ_KEY_HEADER		UINT64CONST(0)
 #define TEST_SHM_MQ_KEY_DATA_QUEUE(queue) \
 	((uint64) 1 + (uint64) (queue))
 #define TEST_SHM_MQ_KEY_ERROR_QUEUE(nworkers, worker) \
 	((uint64) (nworkers) + 1 + (uint64) (worker))
+#define TEST_SHM_MQ_KEY_AREA(nworkers) \
+	(2 * (uint64) (nworkers) + 2)
 
 /*
  * Size of each worker's error queue.  An error report is a few hundred bytes;
@@ -155,6 +157,7 @@ extern int test_shm_mq_worker_slot_wait;
 extern int test_shm_mq_default_wait_strategy;
 extern int test_shm_mq_spin_budget_us;
 extern int test_shm_mq_max_kept_workers;
+extern int test_shm_mq_zero_copy_min_bytes;
 
 /* What sessions share without shared memory of their own (cluster.c). */
 extern bool test_shm_mq_slot_waiter_present(void);
