@@ -34,7 +34,7 @@ DATA = sql/test_shm_mq_ext--1.3.sql \
 	sql/test_shm_mq_ext--1.1--1.2.sql \
 	sql/test_shm_mq_ext--1.2--1.3.sql
 
-REGRESS = extension round_trip pipelined layout strategies bad_input sizes privileges keep leftovers
+REGRESS = extension round_trip pipelined layout strategies bad_input sizes privileges keep zero_copy leftovers
 TAP_TESTS = 1
 
 PG_CONFIG ?= pg_config
