@@ -498,6 +498,10 @@ machine share /dev/shm, and one of their segments is unmapped, and so looks
 like ours, for a moment as it is created and again as it is destroyed.  A
 segment of ours that leaked stays, and is still caught.
 
+Returns what it found, for a test that reports its leak counts: a hash
+reference with stat, processes and segments, each a reference to the list
+asserted empty.
+
 =cut
 
 sub check_no_leftovers
@@ -526,7 +530,11 @@ sub check_no_leftovers
 	is_deeply(\@processes, [],
 		"$label: no worker left in the OS process list");
 	is_deeply(\@segments, [], "$label: no " . dsm_type() . " segment left");
-	return;
+	return {
+		stat      => \@stat,
+		processes => \@processes,
+		segments  => \@segments,
+	};
 }
 
 =pod

@@ -1,0 +1,734 @@
+# 160_zero_copy.pl
+#
+# Proves what test_shm_mq_ext.zero_copy_min_bytes promises: a message at
+# least that long is placed once in the ring's dynamic shared memory area,
+# only a reference travels the queues, and the area goes with the ring.
+#
+#  - the leak checks see the area's own segments: while a zero-copy call
+#    holds a message of 65 MiB (more than posix_min's 64MB of main shared
+#    memory, so a real segment under every setting), a new segment at least
+#    that large is seen;
+#  - 16 MiB messages (of varied bytes) go through 64 KiB queues, copying and
+#    by reference, for test_shm_mq and test_shm_mq_pipelined (verify true),
+#    through 1 and 4 workers, and pipelined through none; the pipeline
+#    reports the zero-copy path exactly when the message reaches the
+#    threshold;
+#  - a kept ring serves zero-copy calls call after call, of different sizes,
+#    copying and by reference, with the same workers; a cancel on it takes
+#    it down, its area included; expiring, its last worker out takes the
+#    area's segments with it;
+#  - the bound at its edge, read from the pipeline's DEBUG1 report, under
+#    each wait strategy: with 64 KiB queues and 4 workers (bound 320 KiB),
+#    messages of 81920 bytes are at most exactly 4 in flight, of 81921
+#    exactly 3, of 163840 and 163841 (bound two messages) exactly 2, of
+#    1 MiB exactly 2 (bound 2 MiB); one-byte messages through 1 MiB queues
+#    never more than 65536, and under the adaptive wait exactly that;
+#  - faults on the zero-copy path: statement_timeout firing mid-pipeline
+#    over 50 calls, cancels (SIGINT and pg_cancel_backend) at random moments
+#    of 40 calls, a worker terminated mid-call (first, middle and last, as
+#    in 010_worker_errors.pl: 57P01 with the worker's context), the leader
+#    terminated mid-pipeline and at random moments of its start: no worker
+#    is left when a call returns, no segment (the area's included) after
+#    each, and the same session's next zero-copy call succeeds.  The counts
+#    of what was left are noted as "leak count: ...".
+#
+# Under posix_min, an area's segments small enough to be carved from main
+# shared memory are out of sight of every leak check; only those too large
+# for it, such as the 65 MiB one above, can be seen there.  The other
+# settings see them all.
+
+use strict;
+use warnings FATAL => 'all';
+
+use FindBin;
+use lib $FindBin::RealBin;
+
+use PostgreSQL::Test::Utils;
+use Test::More;
+use TestShmMq;
+
+my $queue_size = 65536;
+my $mib        = 1048576;
+
+# The threshold the zero-copy calls run with, as set and in bytes.
+my $zero_copy_setting = '64kB';
+my $zero_copy_min     = 65536;
+
+# The most references a zero-copy pipeline keeps in flight (messages.c).
+my $max_references = 65536;
+
+my $timeout_calls   = 50;
+my $cancel_calls    = 40;
+my $terminate_calls = 6;
+
+my $node            = new_node('zero_copy');
+my $segments_before = dsm_segments($node);
+my $control         = TestShmMq::Session->new($node);
+
+# A message of 16 MiB whose every 32 bytes differ from their neighbours,
+# stored uncompressed so that reading it costs no more than a copy.
+my $message_bytes = 16 * $mib;
+$node->safe_psql(
+	'postgres', q{
+	CREATE TABLE message (body text);
+	ALTER TABLE message ALTER body SET STORAGE EXTERNAL;
+	INSERT INTO message
+	SELECT string_agg(md5(i::text), '' ORDER BY i)
+	FROM generate_series(1, 524288) i});
+is($node->safe_psql('postgres', 'SELECT octet_length(body) FROM message'),
+	$message_bytes, 'the test message is 16 MiB');
+
+# Run statements in a session, and die unless each is silent.
+sub configure
+{
+	my ($session, @statements) = @_;
+
+	foreach my $sql (@statements)
+	{
+		my $result = $session->query($sql);
+		die "$sql: $result->{stderr}" if $result->{stderr} ne '';
+	}
+	return $session;
+}
+
+# A session whose calls send messages of 64 kB and more by reference, and
+# show the pipeline's DEBUG1 report; not the statements the node logs, which
+# the client would get too.
+sub zero_copy_session
+{
+	return configure(
+		TestShmMq::Session->new($node),
+		"SET log_statement = 'none'",
+		'SET client_min_messages = debug1',
+		"SET test_shm_mq_ext.zero_copy_min_bytes = '$zero_copy_setting'");
+}
+
+# The zero-copy pipeline reports in stderr, as hash references with most,
+# size and bound.
+sub in_flight_reports
+{
+	my ($stderr) = @_;
+	my @reports;
+
+	while ($stderr =~
+		/^DEBUG:  00000: zero-copy pipeline: at most (\d+) messages of (\d+) bytes in flight, bound (\d+) bytes$/mg
+	  )
+	{
+		push @reports, { most => $1, size => $2, bound => $3 };
+	}
+	return @reports;
+}
+
+# What a statement wrote to stderr besides DEBUG reports and their
+# locations: nothing, when it succeeded quietly.
+sub complaints
+{
+	my ($stderr) = @_;
+	return grep { !/^(?:DEBUG|LOCATION):  / } split /\n/, $stderr;
+}
+
+# The SQLSTATE a call ended with, or "ok".
+sub outcome
+{
+	my ($result) = @_;
+	my $error = parse_error($result->{stderr});
+
+	return 'no end' unless $result->{finished};
+	return defined $error ? $error->{sqlstate} : 'ok';
+}
+
+# Run a call, assert it succeeds without a word but its DEBUG reports, and
+# return those.
+sub succeeds
+{
+	my ($session, $sql, $label) = @_;
+	my $result = $session->query($sql);
+
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+
+	is_deeply([ complaints($result->{stderr}) ], [], "$label: succeeds");
+	return in_flight_reports($result->{stderr});
+}
+
+# A zero-copy pipeline, one message of 1 MiB and one report, that must
+# succeed: the proof that a session is still usable after a fault.
+sub check_zero_copy_works
+{
+	my ($session, $label) = @_;
+	my @reports = succeeds(
+		$session,
+		"SELECT test_shm_mq_pipelined($queue_size, repeat('z', $mib), 20, 2, true)",
+		"$label, then a zero-copy call in the same session");
+
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+
+	is(scalar(@reports), 1,
+		"$label, then a zero-copy call in the same session: it went by reference"
+	);
+	return;
+}
+
+# The workers of a leader, in pg_stat_activity (through the control session)
+# and in the OS process list, seen at once.
+sub workers_of
+{
+	my ($leader) = @_;
+	my $stat = $control->query(
+		qq{SELECT string_agg(pid || ' ' || application_name, ', ')
+		FROM pg_stat_activity
+		WHERE backend_type = 'test_shm_mq_ext'
+		  AND application_name LIKE '% for PID $leader'})->{stdout};
+
+	return ((length $stat ? ("pg_stat_activity: $stat") : ()),
+		map { "ps: $_" } worker_processes($node, $leader));
+}
+
+# A leader's workers by number, as PIDs, seen at once.
+sub ring_of
+{
+	my ($leader) = @_;
+	my $rows = $control->query(
+		qq{SELECT substring(application_name from 'worker (\\d+) of'), pid
+		FROM pg_stat_activity
+		WHERE backend_type = 'test_shm_mq_ext'
+		  AND application_name LIKE '% for PID $leader'})->{stdout};
+
+	return { map { split /\|/ } split /\n/, $rows };
+}
+
+# The size of a segment named as dsm_segments() names it.
+sub segment_bytes
+{
+	my ($name) = @_;
+
+	return $1 if $name =~ /, (\d+) bytes\)$/;
+	return -s $name // 0;
+}
+
+sub median
+{
+	my @sorted = sort { $a <=> $b } @_;
+	return $sorted[ int($#sorted / 2) ];
+}
+
+# The leak counts of the fault tests, for the closing note.
+my @leak_counts;
+
+# Check for leftovers, as check_no_leftovers() does, and note how many
+# there were: workers seen when a call returned (left_at_return, a list),
+# then workers and segments left once the test was over.
+sub check_and_count_leftovers
+{
+	my ($label, $left_at_return, %opts) = @_;
+
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+
+	is_deeply($left_at_return, [],
+		"$label: no worker left when any call returned");
+	my $left = check_no_leftovers($node, $segments_before, $label, %opts);
+	my $count = sprintf(
+		'%s [%s]: %d workers left at a return, then %d in pg_stat_activity, %d processes, %d segments',
+		$label, dsm_choice(),
+		scalar(@$left_at_return),
+		scalar(@{ $left->{stat} }),
+		scalar(@{ $left->{processes} }),
+		scalar(@{ $left->{segments} }));
+	note "leak count: $count";
+	push @leak_counts, $count;
+	return;
+}
+
+# The leak checks see the area's segments: a message of 65 MiB, placed once
+# and sent round the ring by reference for ever, needs a segment of the
+# area's own at least that large.
+{
+	my $size    = 65 * $mib;
+	my $label   = 'leak detection, a message of 65 MiB by reference';
+	my $session = zero_copy_session();
+	my @large;
+
+	$session->send(
+		"SELECT test_shm_mq($queue_size, repeat('x', $size), 2000000000, 1)");
+	wait_for_ring($node, $session->pid, 1);
+	my $deadline = now() + $TestShmMq::SETTLE_SECONDS;
+	while (1)
+	{
+		my $now = dsm_segments($node);
+		@large = grep { segment_bytes($_) >= $size }
+		  grep { !exists $segments_before->{$_} } keys %$now;
+		last if @large || now() > $deadline;
+		pause(0.02);
+	}
+	note "$label: segments of the area: @large";
+	is(scalar @large, 1, "$label: the area's segment is seen");
+
+	kill 'INT', $session->pid;
+	is(outcome($session->wait_result), '57014', "$label: the call is cancelled");
+	$session->close;
+	check_no_leftovers($node, $segments_before, $label);
+}
+
+# 16 MiB messages through 64 KiB queues, copying and by reference.  The
+# calls check what comes back against what was sent; the pipeline's report
+# shows which way it went.
+{
+	my $session = zero_copy_session();
+
+	foreach my $mode ('copying', 'zero copy')
+	{
+		configure($session,
+			    'SET test_shm_mq_ext.zero_copy_min_bytes = '
+			  . ($mode eq 'copying' ? 0 : "'$zero_copy_setting'"));
+		foreach my $nworkers (1, 4)
+		{
+			my $trips = $mode eq 'copying' ? 3 : 100;
+			my $label = "16 MiB, $mode, $nworkers workers";
+
+			succeeds($session,
+				"SELECT test_shm_mq($queue_size, body, $trips, $nworkers) FROM message",
+				"$label, test_shm_mq, $trips trips");
+		}
+		foreach my $nworkers (0, 1, 4)
+		{
+			my $copies = $mode eq 'copying' ? 3 : 20;
+			my $label =
+			  "16 MiB, $mode, $nworkers workers, test_shm_mq_pipelined, $copies copies";
+			my @reports = succeeds($session,
+				"SELECT test_shm_mq_pipelined($queue_size, body, $copies, $nworkers, true) FROM message",
+				$label);
+
+			if ($mode eq 'copying')
+			{
+				is_deeply(\@reports, [], "$label: no zero-copy report");
+				next;
+			}
+			is(scalar @reports, 1, "$label: one zero-copy report");
+			my $report = $reports[0] // {};
+			is($report->{size}, $message_bytes,
+				"$label: the report gives the message size");
+			is($report->{bound}, 2 * $message_bytes,
+				"$label: the bound is two messages");
+			ok( defined $report->{most}
+				  && $report->{most} >= 1
+				  && $report->{most} <= 2,
+				"$label: one or two messages were in flight");
+		}
+	}
+
+	# The threshold: a message a byte shorter is copied.
+	configure($session,
+		"SET test_shm_mq_ext.zero_copy_min_bytes = '$zero_copy_setting'");
+	foreach my $size ($zero_copy_min - 1, $zero_copy_min)
+	{
+		my $label   = "a message of $size bytes, threshold $zero_copy_min";
+		my @reports = succeeds($session,
+			"SELECT test_shm_mq_pipelined($queue_size, substr(body, 1, $size), 50, 2, true) FROM message",
+			$label);
+		is(scalar @reports,
+			$size >= $zero_copy_min ? 1 : 0,
+			"$label: "
+			  . ($size >= $zero_copy_min ? 'goes by reference' : 'is copied'));
+	}
+	$session->close;
+	check_no_leftovers($node, $segments_before, '16 MiB messages');
+}
+
+# A kept ring: call after call, of different sizes, copying or by reference,
+# through the same workers.
+{
+	my $label   = 'a kept ring';
+	my $session = zero_copy_session();
+	my $leader  = $session->pid;
+	my (@failed, @other_workers, @bad_reports);
+
+	configure($session, 'SET test_shm_mq_ext.ring_keepalive = 60000');
+	succeeds($session,
+		"SELECT test_shm_mq_pipelined($queue_size, body, 5, 2, true) FROM message",
+		"$label: the first call");
+	my $pids = ring_of($leader);
+	is(scalar keys %$pids, 2, "$label: its 2 workers are kept");
+
+	my @sizes = ($message_bytes, 100000, $mib, $zero_copy_min, 1000);
+	my $calls = 0;
+	foreach my $round (1 .. 3)
+	{
+		foreach my $size (@sizes)
+		{
+			foreach my $function ('test_shm_mq', 'test_shm_mq_pipelined')
+			{
+				my $sql =
+				  $function eq 'test_shm_mq'
+				  ? "SELECT test_shm_mq($queue_size, substr(body, 1, $size), 20, 2) FROM message"
+				  : "SELECT test_shm_mq_pipelined($queue_size, substr(body, 1, $size), 20, 2, true) FROM message";
+				my $result  = $session->query($sql);
+				my @reports = in_flight_reports($result->{stderr});
+				my $bound   = 3 * $queue_size;
+
+				$bound = 2 * $size if 2 * $size > $bound;
+				$calls++;
+				push @failed, "$sql: $result->{stderr}"
+				  if complaints($result->{stderr});
+				push @other_workers, "after $sql"
+				  unless eq_hash(ring_of($leader), $pids);
+
+				# One report exactly when the pipeline went by reference,
+				# with its size and bound, and within the bound.
+				my $good =
+				  $function eq 'test_shm_mq_pipelined' && $size >= $zero_copy_min
+				  ? @reports == 1
+				  && $reports[0]{size} == $size
+				  && $reports[0]{bound} == $bound
+				  && $reports[0]{most} >= 1
+				  && $reports[0]{most} <= int($bound / $size)
+				  : @reports == 0;
+				push @bad_reports, "$sql: $result->{stderr}" unless $good;
+			}
+		}
+	}
+	is_deeply(\@failed, [], "$label: $calls calls of sizes @sizes succeed");
+	is_deeply(\@other_workers, [],
+		"$label: all $calls calls use the same workers");
+	is_deeply(\@bad_reports, [],
+		"$label: the zero-copy calls report their size and bound, and stay within it"
+	);
+
+	# A cancel during a zero-copy call on the kept ring takes it down, its
+	# area with it.
+	$session->send(
+		"SELECT test_shm_mq_pipelined($queue_size, repeat('x', $mib), 2000000000, 2, true)"
+	);
+	is_deeply(wait_for_ring($node, $leader, 2),
+		$pids, "$label, cancelled: the call uses the kept ring");
+	kill 'INT', $leader;
+	my $result = $session->wait_result;
+	is(outcome($result), '57014', "$label, cancelled: the call fails");
+	check_and_count_leftovers("$label, a zero-copy call on it cancelled",
+		[ workers_of($leader) ]);
+	check_zero_copy_works($session, "$label, cancelled");
+
+	is($session->query('SELECT test_shm_mq_release_ring()')->{stdout},
+		't', "$label: test_shm_mq_release_ring() finds the new ring");
+	check_no_leftovers($node, $segments_before, "$label, released");
+
+	# Expiry: the workers, not the leader, are the last out of the area.
+	configure($session, 'SET test_shm_mq_ext.ring_keepalive = 300');
+	succeeds($session,
+		"SELECT test_shm_mq_pipelined($queue_size, body, 5, 2, true) FROM message",
+		"$label, expiring: a call of 16 MiB");
+	$pids = ring_of($leader);
+	is(scalar keys %$pids, 2, "$label, expiring: its workers are kept");
+	my $deadline = now() + $TestShmMq::SETTLE_SECONDS;
+	pause(0.01)
+	  while (grep { !process_gone($_) } values %$pids) && now() < $deadline;
+	ok(!(grep { !process_gone($_) } values %$pids),
+		"$label, expiring: the workers leave");
+	check_no_leftovers($node, $segments_before,
+		"$label, expired, the session still idle");
+	$session->close;
+}
+
+# The bound at its edge.  Each call sends enough copies that the leader
+# reaches the bound, and must never go past it.
+foreach my $strategy (wait_strategies($node))
+{
+	my $session = zero_copy_session();
+	my $repeats = 5;
+
+	$session->set_wait_strategy($strategy);
+
+	# Message size => the most in flight with 64 KiB queues and 4 workers,
+	# whose bound is 5 queues (320 KiB) or two messages.
+	my %edges = (
+		81920    => 4,
+		81921    => 3,
+		163840   => 2,
+		163841   => 2,
+		$mib     => 2,);
+	foreach my $size (sort { $a <=> $b } keys %edges)
+	{
+		my $label = "$strategy wait, messages of $size bytes, 4 workers";
+		my $bound = 5 * $queue_size;
+		my (@most, @bounds, @failed);
+
+		$bound = 2 * $size if 2 * $size > $bound;
+		foreach (1 .. $repeats)
+		{
+			my $result = $session->query(
+				"SELECT test_shm_mq_pipelined($queue_size, repeat('x', $size), 300, 4, true)"
+			);
+			my @reports = in_flight_reports($result->{stderr});
+
+			push @failed, $result->{stderr}
+			  if complaints($result->{stderr}) || @reports != 1;
+			push @most,   map { $_->{most} } @reports;
+			push @bounds, map { $_->{bound} } @reports;
+		}
+		note "$label [" . dsm_choice() . "]: at most @most in flight";
+		is_deeply(\@failed, [],
+			"$label: $repeats calls succeed, each with one report");
+		is_deeply(\@bounds, [ ($bound) x $repeats ],
+			"$label: the bound is $bound bytes");
+		is_deeply([ grep { $_ > $edges{$size} } @most ],
+			[], "$label: never more than $edges{$size} in flight");
+		is((sort { $b <=> $a } @most)[0],
+			$edges{$size}, "$label: $edges{$size} in flight at the most");
+	}
+
+	# One-byte messages: the bound in bytes would allow 5 MiB of them; the
+	# pipeline stops at 65536.  Only batching reaches that reliably.
+	{
+		my $label = "$strategy wait, messages of 1 byte, 1 MiB queues, 4 workers";
+
+		configure($session, 'SET test_shm_mq_ext.zero_copy_min_bytes = 1');
+		my @reports = succeeds($session,
+			"SELECT test_shm_mq_pipelined($mib, 'x', 200000, 4, true)", $label);
+		configure($session,
+			"SET test_shm_mq_ext.zero_copy_min_bytes = '$zero_copy_setting'");
+		is(scalar @reports, 1, "$label: one report");
+		my $most = $reports[0] ? $reports[0]{most} : -1;
+		note "$label [" . dsm_choice() . "]: at most $most in flight";
+		is($reports[0] ? $reports[0]{bound} : -1,
+			5 * $mib, "$label: the bound is 5 MiB");
+		cmp_ok($most, '<=', $max_references,
+			"$label: never more than $max_references in flight");
+		cmp_ok($most, '>=', 1, "$label: some in flight");
+		is($most, $max_references,
+			"$label: $max_references in flight at the most")
+		  if $strategy eq 'adaptive';
+	}
+	$session->close;
+}
+check_no_leftovers($node, $segments_before, 'the bound');
+
+# The faults, in one session, which must go on working after each.
+my $session = zero_copy_session();
+my $leader  = $session->pid;
+
+# statement_timeout firing mid-pipeline: after the ring is up, whatever the
+# message's size.
+{
+	my $label = "statement_timeout mid-pipeline, $timeout_calls calls";
+	my (%outcomes, @left, @setup, @timeouts, @after);
+
+	# How long a ring of 4 takes to come up and send one message.
+	foreach (1 .. 5)
+	{
+		my $result = $session->query(
+			"SELECT test_shm_mq_pipelined($queue_size, repeat('x', $mib), 1, 4, true)"
+		);
+		push @setup, $result->{done_at} - $result->{sent_at};
+	}
+	my $setup_ms = 1000 * median(@setup);
+
+	foreach my $call (1 .. $timeout_calls)
+	{
+		my $size = (100000, $mib, $message_bytes)[ $call % 3 ];
+		my $timeout_ms = int(3 * $setup_ms + 20 + rand(100));
+
+		push @timeouts, $timeout_ms;
+		configure($session, "SET statement_timeout = $timeout_ms");
+		my $result = $session->query(
+			"SELECT test_shm_mq_pipelined($queue_size, repeat('x', $size), 1000000, 4, true)"
+		);
+		configure($session, 'RESET statement_timeout');
+		my $error = parse_error($result->{stderr}) // {};
+		my $outcome = outcome($result);
+		$outcome .= ": $error->{message}"
+		  if defined $error->{message}
+		  && $error->{message} ne
+		  'canceling statement due to statement timeout';
+		$outcomes{$outcome}++;
+		push @left, map { "after call $call ($outcome): $_" }
+		  workers_of($leader);
+
+		my $next = $session->query(
+			"SELECT test_shm_mq_pipelined($queue_size, repeat('z', $mib), 20, 2, true)"
+		);
+		push @after, "after call $call: $next->{stderr}"
+		  if complaints($next->{stderr})
+		  || in_flight_reports($next->{stderr}) != 1;
+	}
+	note sprintf(
+		'%s [%s]: a ring of 4 comes up and sends in %.1f ms; timeouts %d to %d ms; outcomes %s',
+		$label, dsm_choice(), $setup_ms,
+		(sort { $a <=> $b } @timeouts)[ 0, -1 ],
+		join(', ', map { "$_: $outcomes{$_}" } sort keys %outcomes));
+	is_deeply(\%outcomes, { 57014 => $timeout_calls },
+		"$label: every call times out");
+	is_deeply(\@after, [],
+		"$label: each time, the same session's next zero-copy call succeeds");
+	check_and_count_leftovers($label, \@left);
+}
+
+# Cancels at random moments of zero-copy calls, ping-pong and pipelined,
+# through SIGINT and pg_cancel_backend in turn.  A cancel that comes after
+# the call returned finds the session idle and is ignored.
+{
+	my $label = "cancels at random moments, $cancel_calls calls";
+	my %calls = (
+		test_shm_mq =>
+		  "SELECT test_shm_mq($queue_size, repeat('x', $mib), 2000, 4)",
+		test_shm_mq_pipelined =>
+		  "SELECT test_shm_mq_pipelined($queue_size, repeat('x', $mib), 2000, 4, true)"
+	);
+	my (%outcomes, @left, @after, %span);
+
+	foreach my $function (sort keys %calls)
+	{
+		my @durations;
+
+		foreach (1 .. 3)
+		{
+			my $result = $session->query($calls{$function});
+			is_deeply([ complaints($result->{stderr}) ],
+				[], "$label: an uncancelled $function call succeeds");
+			push @durations, $result->{done_at} - $result->{sent_at};
+		}
+		$span{$function} = 1.2 * median(@durations);
+		note sprintf('%s [%s]: %s takes %.1f ms',
+			$label, dsm_choice(), $function, 1000 * median(@durations));
+	}
+
+	foreach my $call (1 .. $cancel_calls)
+	{
+		my $function = $call % 2 ? 'test_shm_mq' : 'test_shm_mq_pipelined';
+		my $how      = $call % 4 < 2 ? 'SIGINT' : 'pg_cancel_backend';
+
+		$session->send($calls{$function});
+		pause(rand($span{$function}));
+		if ($how eq 'SIGINT')
+		{
+			kill 'INT', $leader;
+		}
+		else
+		{
+			$control->query("SELECT pg_cancel_backend($leader)");
+		}
+		my $result  = $session->wait_result;
+		my $outcome = outcome($result);
+
+		$outcomes{"$function, $how: $outcome"}++;
+		push @left, map { "after call $call ($outcome): $_" }
+		  workers_of($leader);
+
+		my $next = $session->query(
+			"SELECT test_shm_mq_pipelined($queue_size, repeat('z', $mib), 20, 2, true)"
+		);
+		push @after, "after call $call: $next->{stderr}"
+		  if complaints($next->{stderr})
+		  || in_flight_reports($next->{stderr}) != 1;
+	}
+	note "$label [" . dsm_choice() . ']: outcomes '
+	  . join(', ', map { "$_: $outcomes{$_}" } sort keys %outcomes);
+	is_deeply([ grep { !/: (?:57014|ok)$/ } keys %outcomes ],
+		[], "$label: every call was cancelled or succeeded");
+	my $cancelled = 0;
+	$cancelled += $outcomes{$_} foreach grep { /: 57014$/ } keys %outcomes;
+	cmp_ok($cancelled, '>=', $cancel_calls / 4,
+		"$label: many calls were cancelled");
+	is_deeply(\@after, [],
+		"$label: each time, the same session's next zero-copy call succeeds");
+	check_and_count_leftovers($label, \@left);
+}
+
+# A worker terminated while the ring holds references, as 010_worker_errors.pl
+# does it to copying calls: the call fails with the worker's own error.
+foreach my $case (
+	[ 'test_shm_mq_pipelined', 1 ],
+	[ 'test_shm_mq_pipelined', 2 ],
+	[ 'test_shm_mq_pipelined', 4 ],
+	[ 'test_shm_mq',           1 ],
+	[ 'test_shm_mq',           4 ],)
+{
+	my ($function, $victim) = @$case;
+	my $label = "$function by reference, worker $victim of 4 terminated";
+	my $sql =
+	  $function eq 'test_shm_mq'
+	  ? "SELECT test_shm_mq($queue_size, repeat('x', $mib), 2000000000, 4)"
+	  : "SELECT test_shm_mq_pipelined($queue_size, repeat('x', $mib), 2000000000, 4, true)";
+
+	$session->send($sql);
+	my $workers  = wait_for_ring($node, $leader, 4);
+	my $fault_at = now();
+	is($control->query("SELECT pg_terminate_backend($workers->{$victim})")
+		  ->{stdout},
+		't', "$label: pg_terminate_backend succeeded");
+	my $result = $session->wait_result;
+	my $error  = parse_error($result->{stderr}) // {};
+
+	ok($result->{finished}, "$label: the call ended");
+	is($error->{severity}, 'ERROR',  "$label: the caller gets an ERROR");
+	is($error->{sqlstate}, '57P01', "$label: SQLSTATE 57P01");
+	is( $error->{message},
+		'terminating background worker "test_shm_mq_ext" due to administrator command',
+		"$label: the worker's own message");
+	is( $error->{context},
+		"test_shm_mq_ext worker $victim of 4, PID $workers->{$victim}",
+		"$label: the context names the worker and its PID");
+	check_time_to_error($label, $fault_at, $result->{error_at});
+	check_and_count_leftovers($label, [ workers_of($leader) ]);
+	check_zero_copy_works($session, $label);
+}
+
+# The leader terminated mid-pipeline, and at random moments of a call's
+# start: it exits, its workers with it, and leaves no segment.
+{
+	my $label = 'the leader terminated';
+	my (@left, @outcomes);
+
+	foreach my $call (1 .. $terminate_calls)
+	{
+		my $mid      = $call <= $terminate_calls / 2;
+		my $victim   = zero_copy_session();
+		my $pid      = $victim->pid;
+		my $what     = $mid ? 'mid-pipeline' : 'at a random moment';
+		my $workers  = {};
+
+		$victim->send(
+			"SELECT test_shm_mq_pipelined($queue_size, repeat('x', $mib), 2000000000, 4, true)"
+		);
+		if ($mid)
+		{
+			$workers = wait_for_ring($node, $pid, 4);
+		}
+		else
+		{
+			pause(rand(0.03));
+		}
+		my $fault_at = now();
+		$control->query("SELECT pg_terminate_backend($pid)");
+		my $result = $victim->wait_result;
+		my $error = parse_error($result->{stderr}) // {};
+
+		push @outcomes,
+		  "$what: "
+		  . ($error->{severity} // 'no error') . ' '
+		  . ($error->{sqlstate} // '') . ' '
+		  . ($error->{message} // '');
+		check_processes_exit("$label $what, call $call",
+			$fault_at, $pid, values %$workers);
+		push @left, map { "after call $call: $_" } workers_of($pid);
+		$victim->close;
+	}
+	is_deeply(
+		\@outcomes,
+		[   map {
+				($_ <= $terminate_calls / 2 ? 'mid-pipeline' : 'at a random moment')
+				  . ': FATAL 57P01 terminating connection due to administrator command'
+			} 1 .. $terminate_calls
+		],
+		"$label: each session ends with FATAL 57P01");
+	check_and_count_leftovers("$label, $terminate_calls times", \@left);
+	my $next = zero_copy_session();
+	check_zero_copy_works($next,
+		"$label, in a new session (the old one is gone)");
+	$next->close;
+}
+
+$session->close;
+$control->close;
+check_no_leftovers($node, $segments_before, 'end');
+note "the fault tests' leak counts [" . dsm_choice() . "]:\n"
+  . join("\n", @leak_counts);
+$node->stop;
+done_testing();
