@@ -1,36 +1,43 @@
 /*-------------------------------------------------------------------------
  *
  * area.c
- *		Large messages without copies: the ring's dynamic shared memory area,
- *		and the references that travel the queues in their place.
+ *		Large messages by reference: the ring's dynamic shared memory area,
+ *		and the references that travel the queues in place of the messages.
  *
  * A dynamic shared memory area (utils/dsa.h) is to a segment what a heap is
  * to a fixed region: any number of allocations of any size, named by a
  * dsa_pointer that every attached process can turn into an address of its
- * own.  Each ring has one, created in place in its segment as a chunk of the
- * table of contents, estimated with the rest.  Its life:
+ * own.  Each ring's segment has a chunk for one, laid out and estimated with
+ * the rest (segment.c).  Its life is one call:
  *
- *	create	the leader, as it lays out the segment (dsa_create_in_place);
- *	attach	each worker as it joins, and the leader again for each call on
- *			a kept ring (dsa_attach_in_place); both count a reference,
- *			dropped when that process detaches the segment;
- *	allocate	the leader, once per message it sends: the area grows by new
- *			segments of its own as it needs to;
- *	reference	only a dsa_pointer and a length travel the queues; a worker
- *			passes them on without resolving them, let alone reading the
- *			payload;
- *	resolve	the leader, when the reference comes back (dsa_get_address);
- *	free	the leader, once it has checked what came back;
- *	detach	each process as it leaves the segment: the last one out gives
- *			the area's own segments back, so they go with the ring.
+ *	create		the leader, in place in that chunk, when the call first sends
+ *				a message by reference (dsa_create_in_place); the area counts
+ *				the leader as attached until it detaches the ring's segment;
+ *	allocate	the leader, for each message it sends: the area grows by
+ *				segments of its own as it needs to, up to a limit;
+ *	reference	only a dsa_pointer and a length travel the queues;
+ *	resolve		the leader, when a reference comes back (dsa_get_address);
+ *	free		the leader, once it has checked what came back;
+ *	detach		the leader, as the call ends (dsa_detach, then the ring's
+ *				segment): the last process attached gives the area's
+ *				segments back, so nothing the call placed outlives it.
  *
- * Whoever dies, nothing is left: every reference to the area is counted
- * against the ring's segment, whose detach, on any exit or abort, drops it.
- * An allocation not freed because a call failed goes with the area, and the
- * area goes with the ring, which a failed call always takes down.  The leader
- * alone allocates and frees, so it alone knows what is in flight: it keeps
- * that under a bound (test_shm_mq_zero_copy_bound()), and waits for messages
- * to come back before it sends more, as it does when a queue is full.
+ * Workers pass references on without resolving them, so they do not attach.
+ * A worker that read what a reference names would attach with
+ * dsa_attach_in_place() on the same chunk; being counted, it would then keep
+ * the area, and all it grew to, for as long as it stayed.  A kept ring would
+ * hold that memory while idle; this way a kept ring's next call starts a new
+ * area in the same chunk, and an idle ring holds none.
+ *
+ * Whoever dies, nothing is left.  The area's segments are counted against
+ * the ring's segment, whose detach, on any error, cancel or exit, drops the
+ * leader's count; what a failed call had placed goes with them.
+ *
+ * The leader alone allocates and frees, so it alone knows what is in flight,
+ * and bounds it (test_shm_mq_zero_copy_bound()).  The area's size limit sits
+ * a little above that bound, for the area's own bookkeeping, so that an area
+ * that cannot grow is met as back-pressure while messages are on their way
+ * back; only with none in flight is it an error.
  *
  * The area's lock belongs to parallel query's own tranche: an extension that
  * is not preloaded could otherwise name a tranche only by spending a new one
@@ -48,22 +55,21 @@
 
 #include "ring.h"
 
-/* test_shm_mq_ext.zero_copy_min_bytes; 0 is off */
-int			test_shm_mq_zero_copy_min_bytes = 0;
+/*
+ * The area's chunk of the segment.  The area's own bookkeeping takes most of
+ * it, and messages go to segments the area adds as it grows, so a ring that
+ * sends nothing by reference pays only this.  dsa_minimum_size() is two
+ * pages on the majors we know, but it is dsa.c's to change; a fixed size
+ * keeps the segment's layout the same on all of them.
+ */
+#define AREA_CHUNK_SIZE		16384
 
 /*
- * What the leader keeps about the messages in flight in a zero-copy
- * pipeline: their references, oldest first, since the ring returns them in
- * the order they were sent.
+ * Room the area may take beyond the bytes in flight: each of its segments
+ * has a header and a map of its pages, and the free page manager works in
+ * whole pages.
  */
-struct test_shm_mq_in_flight
-{
-	test_shm_mq_reference *references;	/* circular, capacity entries */
-	int			capacity;
-	int			oldest;
-	int			count;
-	int			most;			/* the most ever in flight at once */
-};
+#define AREA_OVERHEAD(bound)	((bound) / 64 + 1024 * 1024)
 
 /*
  * Whether a message of this size travels by reference.
@@ -76,10 +82,9 @@ test_shm_mq_zero_copy(Size message_size)
 }
 
 /*
- * How many bytes of messages a zero-copy call may have in flight: as many
- * as the ring's queues hold together, so that zero copy holds no more than
- * copying would, or two messages if that is more, so that the leader can
- * fill one while the other travels.
+ * How many bytes of messages sent by reference may be in flight at once: as
+ * many as the ring's queues hold together, or two messages if that is more,
+ * so that the leader can fill one while the other travels.
  */
 Size
 test_shm_mq_zero_copy_bound(test_shm_mq_ring *ring, Size message_size)
@@ -89,14 +94,8 @@ test_shm_mq_zero_copy_bound(test_shm_mq_ring *ring, Size message_size)
 }
 
 /*
- * The area's chunk of the segment.  The area's own bookkeeping takes most of
- * it, and messages go to segments the area adds as it grows, so a ring that
- * sends nothing by reference pays only this.  dsa_minimum_size() is two
- * pages on the majors we know, but it is dsa.c's to change; a fixed size
- * keeps the segment's layout the same on all of them.
+ * The size of the area's chunk of a ring's segment.
  */
-#define AREA_CHUNK_SIZE		16384
-
 Size
 test_shm_mq_area_size(void)
 {
@@ -104,40 +103,44 @@ test_shm_mq_area_size(void)
 }
 
 /*
- * Create the area in place, in the chunk at place of a new ring's segment;
- * the leader is attached to it for the ring's first call.
+ * Get the call's area ready for bound bytes in flight: create it in place,
+ * in the ring's chunk for it, unless the call already has, and let it grow
+ * as far as that bound needs.  The chunk may have held the area of an
+ * earlier call on a kept ring: that one went as its call ended, when the
+ * leader, the only process attached to it, detached the segment.
  */
 void
-test_shm_mq_area_create(test_shm_mq_ring *ring, void *place)
+test_shm_mq_area_open(test_shm_mq_ring *ring, Size bound)
 {
-	MemoryContext oldcontext = MemoryContextSwitchTo(ring->call_context);
+	if (ring->area == NULL)
+	{
+		MemoryContext oldcontext;
+		void	   *place;
 
-	ring->area = dsa_create_in_place(place, test_shm_mq_area_size(),
-									 LWTRANCHE_PARALLEL_QUERY_DSA,
-									 ring->segment);
-	MemoryContextSwitchTo(oldcontext);
+		place = shm_toc_lookup(ring->toc,
+							   TEST_SHM_MQ_KEY_AREA(ring->nworkers), false);
+		oldcontext = MemoryContextSwitchTo(ring->call_context);
+		ring->area = dsa_create_in_place(place, test_shm_mq_area_size(),
+										 LWTRANCHE_PARALLEL_QUERY_DSA,
+										 ring->segment);
+		MemoryContextSwitchTo(oldcontext);
+		ring->area_bound = 0;
+	}
+
+	/* Never lower: what the area holds already counts against the limit. */
+	if (bound > ring->area_bound)
+	{
+		dsa_set_size_limit(ring->area,
+						   add_size(add_size(test_shm_mq_area_size(), bound),
+									AREA_OVERHEAD(bound)));
+		ring->area_bound = bound;
+	}
 }
 
 /*
- * Attach the leader to a kept ring's area for a call.  Only once the ring
- * has been claimed: its workers are then all still there, so the area is
- * too.
- */
-void
-test_shm_mq_area_attach(test_shm_mq_ring *ring)
-{
-	MemoryContext oldcontext = MemoryContextSwitchTo(ring->call_context);
-
-	ring->area = dsa_attach_in_place(shm_toc_lookup(ring->toc,
-													TEST_SHM_MQ_KEY_AREA(ring->nworkers),
-													false),
-									 ring->segment);
-	MemoryContextSwitchTo(oldcontext);
-}
-
-/*
- * The leader's end of a call: unmap the area's own segments before the ring's
- * segment is detached, which drops the leader's reference to the area.
+ * End of a call: unmap the area's segments, if the call made an area.
+ * Detaching the ring's segment afterwards drops the leader's count, and
+ * with it the area.
  */
 void
 test_shm_mq_area_detach(test_shm_mq_ring *ring)
@@ -151,30 +154,55 @@ test_shm_mq_area_detach(test_shm_mq_ring *ring)
 /*
  * Copy a message into the area, and return a reference to it.
  *
- * Returns false, having allocated nothing, if the area cannot hold it now,
+ * Returns false, having allocated nothing, if the area cannot take it now,
  * as long as in_flight messages are on their way back to free room.  With
- * none in flight there is nothing to wait for, and that is an error.
+ * none in flight there is nothing to wait for, and that is an error; so is
+ * any failure to add a segment to the area, which dsa.c raises as an error
+ * of the dynamic shared memory layer.  Both are reported alike.
  */
 bool
 test_shm_mq_area_put(test_shm_mq_ring *ring, Size nbytes, const char *data,
 					 int in_flight, test_shm_mq_reference *reference)
 {
-	dsa_pointer payload;
+	MemoryContext oldcontext = CurrentMemoryContext;
+	volatile dsa_pointer payload = InvalidDsaPointer;
+	ErrorData  *edata = NULL;
 
-	payload = dsa_allocate_extended(ring->area, nbytes,
-									DSA_ALLOC_HUGE | DSA_ALLOC_NO_OOM);
+	PG_TRY();
+	{
+		payload = dsa_allocate_extended(ring->area, nbytes,
+										DSA_ALLOC_HUGE | DSA_ALLOC_NO_OOM);
+	}
+	PG_CATCH();
+	{
+		/*
+		 * Only a want of resources is ours to word; anything else, a cancel
+		 * among them, goes on as it was.
+		 */
+		MemoryContextSwitchTo(oldcontext);
+		edata = CopyErrorData();
+		if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) !=
+			ERRCODE_INSUFFICIENT_RESOURCES)
+			PG_RE_THROW();
+		FlushErrorState();
+	}
+	PG_END_TRY();
+
 	if (!DsaPointerIsValid(payload))
 	{
-		if (in_flight > 0)
+		if (edata == NULL && in_flight > 0)
 			return false;
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("could not allocate %zu bytes for a message in the ring's shared memory area",
 						nbytes),
+				 edata != NULL ?
+				 errdetail_internal("%s", edata->message) :
 				 errdetail("No message was in flight whose return could make room.")));
 	}
 
 	memcpy(dsa_get_address(ring->area, payload), data, nbytes);
+	memset(reference, 0, sizeof(*reference));
 	reference->payload = payload;
 	reference->nbytes = nbytes;
 	return true;
@@ -182,15 +210,20 @@ test_shm_mq_area_put(test_shm_mq_ring *ring, Size nbytes, const char *data,
 
 /*
  * Check that a message received is the reference expected, and return the
- * payload it names.  The leader resolves no reference it did not make: a
- * worker that damaged one must cost a clean error, not a wild pointer.
+ * message it names.  The leader resolves no reference it did not make: one
+ * that came back changed must cost a clean error, not a wild pointer.
  */
 const char *
 test_shm_mq_area_get(test_shm_mq_ring *ring, Size nbytes, const void *data,
 					 const test_shm_mq_reference *expected)
 {
-	if (nbytes != sizeof(test_shm_mq_reference) ||
-		memcmp(data, expected, sizeof(test_shm_mq_reference)) != 0)
+	test_shm_mq_reference received;
+
+	if (nbytes == sizeof(received))
+		memcpy(&received, data, sizeof(received));
+	if (nbytes != sizeof(received) ||
+		received.payload != expected->payload ||
+		received.nbytes != expected->nbytes)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("message corrupted"),
@@ -200,73 +233,11 @@ test_shm_mq_area_get(test_shm_mq_ring *ring, Size nbytes, const void *data,
 }
 
 /*
- * Free a message the leader has done with.
+ * Free a message the leader is done with.
  */
 void
 test_shm_mq_area_free(test_shm_mq_ring *ring,
 					  const test_shm_mq_reference *reference)
 {
 	dsa_free(ring->area, reference->payload);
-}
-
-/*
- * Room to remember up to max_count references in flight.
- */
-test_shm_mq_in_flight *
-test_shm_mq_in_flight_create(int max_count)
-{
-	test_shm_mq_in_flight *in_flight = palloc0(sizeof(test_shm_mq_in_flight));
-
-	in_flight->capacity = max_count;
-	in_flight->references =
-		palloc_extended(mul_size(max_count, sizeof(test_shm_mq_reference)),
-						MCXT_ALLOC_HUGE);
-	return in_flight;
-}
-
-int
-test_shm_mq_in_flight_count(const test_shm_mq_in_flight *in_flight)
-{
-	return in_flight->count;
-}
-
-int
-test_shm_mq_in_flight_most(const test_shm_mq_in_flight *in_flight)
-{
-	return in_flight->most;
-}
-
-/*
- * Remember a reference just sent.
- */
-void
-test_shm_mq_in_flight_push(test_shm_mq_in_flight *in_flight,
-						   const test_shm_mq_reference *reference)
-{
-	Assert(in_flight->count < in_flight->capacity);
-	in_flight->references[(in_flight->oldest + in_flight->count) %
-						  in_flight->capacity] = *reference;
-	in_flight->count++;
-	in_flight->most = Max(in_flight->most, in_flight->count);
-}
-
-/*
- * The reference that must come back next.
- */
-const test_shm_mq_reference *
-test_shm_mq_in_flight_oldest(const test_shm_mq_in_flight *in_flight)
-{
-	Assert(in_flight->count > 0);
-	return &in_flight->references[in_flight->oldest];
-}
-
-/*
- * Forget the oldest reference: it came back.
- */
-void
-test_shm_mq_in_flight_pop(test_shm_mq_in_flight *in_flight)
-{
-	Assert(in_flight->count > 0);
-	in_flight->oldest = (in_flight->oldest + 1) % in_flight->capacity;
-	in_flight->count--;
 }

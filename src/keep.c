@@ -298,7 +298,6 @@ claim_kept_ring(void)
 		return NULL;
 	}
 
-	test_shm_mq_area_attach(ring);
 	test_shm_mq_ring_attach_queues(ring);
 	if (test_shm_mq_report_kept_ring_loss(ring))
 	{

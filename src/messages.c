@@ -10,8 +10,8 @@
  * gone, and the call fails with that worker's own error when it sent one.
  *
  * A message at least test_shm_mq_ext.zero_copy_min_bytes long travels by
- * reference (area.c): the leader copies it into the ring's area once, sends
- * only the reference, and reads the message itself when the reference comes
+ * reference (area.c): the leader copies it into the ring's area, sends only
+ * the reference, and reads the message itself when the reference comes
  * back.  Ping-pong places it once for every trip; a pipeline places each
  * copy, and frees it when it returns, with no more in flight than
  * test_shm_mq_zero_copy_bound() allows.
@@ -45,6 +45,19 @@ static void pipeline_by_reference(test_shm_mq_ring *ring, Size message_size,
  * bytes: deeper than this, a pipeline goes no faster.
  */
 #define MAX_REFERENCES_IN_FLIGHT	65536
+
+/*
+ * The references a zero-copy pipeline has in flight, oldest first: the ring
+ * returns them in the order they were sent.
+ */
+typedef struct in_flight_list
+{
+	test_shm_mq_reference *references;	/* circular, capacity entries */
+	int			capacity;
+	int			oldest;
+	int			count;
+	int			most;			/* the most ever in flight at once */
+} in_flight_list;
 
 /*
  * Check a repeat count given at the SQL level.
@@ -93,6 +106,7 @@ test_shm_mq_ping_pong(test_shm_mq_ring *ring, Size message_size,
 
 	if (by_reference)
 	{
+		test_shm_mq_area_open(ring, message_size);
 		(void) test_shm_mq_area_put(ring, message_size, message, 0,
 									&reference);
 		nbytes = sizeof(reference);
@@ -129,7 +143,8 @@ test_shm_mq_ping_pong(test_shm_mq_ring *ring, Size message_size,
 
 /*
  * Send repeat_count copies of a message round the ring while receiving them
- * back, with as many in flight as the queues hold.
+ * back, with as many in flight as the queues hold; a message sent by
+ * reference has pipeline_by_reference() instead.
  *
  * This works with no workers, the leader's one queue looping back to itself,
  * because neither side of the loop ever blocks.  Each copy that comes back is
@@ -239,34 +254,40 @@ pipeline_by_reference(test_shm_mq_ring *ring, Size message_size,
 {
 	bool		batch = test_shm_mq_batching(ring->waiter.strategy);
 	Size		bound = test_shm_mq_zero_copy_bound(ring, message_size);
-	int			max_in_flight;
-	test_shm_mq_in_flight *in_flight;
+	in_flight_list in_flight;
 	test_shm_mq_reference pending;
 	bool		have_pending = false;
 	int			sent = 0;
 	int			received = 0;
 
-	max_in_flight = (int) Min(bound / message_size,
-							  (Size) Min(repeat_count, MAX_REFERENCES_IN_FLIGHT));
-	max_in_flight = Max(max_in_flight, 1);
-	in_flight = test_shm_mq_in_flight_create(max_in_flight);
+	memset(&in_flight, 0, sizeof(in_flight));
+	in_flight.capacity = (int) Min(bound / message_size,
+								   (Size) Min(repeat_count,
+											  MAX_REFERENCES_IN_FLIGHT));
+	in_flight.capacity = Max(in_flight.capacity, 1);
+	in_flight.references = palloc(mul_size(in_flight.capacity,
+										   sizeof(test_shm_mq_reference)));
+	test_shm_mq_area_open(ring, bound);
 
 	while (received < repeat_count)
 	{
 		bool		progress = false;
+		bool		room = true;
 		shm_mq_result res;
 		Size		nbytes;
 		void	   *data;
 
-		while (sent < repeat_count &&
-			   test_shm_mq_in_flight_count(in_flight) < max_in_flight)
+		while (sent < repeat_count)
 		{
 			CHECK_FOR_INTERRUPTS();
-			if (!have_pending &&
-				!test_shm_mq_area_put(ring, message_size, message,
-									  test_shm_mq_in_flight_count(in_flight),
-									  &pending))
+			if (in_flight.count == in_flight.capacity ||
+				(!have_pending &&
+				 !test_shm_mq_area_put(ring, message_size, message,
+									   in_flight.count, &pending)))
+			{
+				room = false;
 				break;
+			}
 			have_pending = true;
 			res = test_shm_mq_send(ring->send_queue, sizeof(pending),
 								   &pending, true, true);
@@ -274,7 +295,10 @@ pipeline_by_reference(test_shm_mq_ring *ring, Size message_size,
 				break;
 			if (res == SHM_MQ_DETACHED)
 				test_shm_mq_ring_broken(ring, true);
-			test_shm_mq_in_flight_push(in_flight, &pending);
+			in_flight.references[(in_flight.oldest + in_flight.count) %
+								 in_flight.capacity] = pending;
+			in_flight.count++;
+			in_flight.most = Max(in_flight.most, in_flight.count);
 			have_pending = false;
 			sent++;
 			progress = true;
@@ -284,7 +308,7 @@ pipeline_by_reference(test_shm_mq_ring *ring, Size message_size,
 
 		while (received < sent)
 		{
-			const test_shm_mq_reference *expected;
+			test_shm_mq_reference *expected;
 			const char *payload;
 
 			CHECK_FOR_INTERRUPTS();
@@ -293,30 +317,32 @@ pipeline_by_reference(test_shm_mq_ring *ring, Size message_size,
 				break;
 			if (res == SHM_MQ_DETACHED)
 				test_shm_mq_ring_broken(ring, false);
-			expected = test_shm_mq_in_flight_oldest(in_flight);
+			expected = &in_flight.references[in_flight.oldest];
 			payload = test_shm_mq_area_get(ring, nbytes, data, expected);
 			if (verify)
 				verify_message(message_size, message, expected->nbytes,
 							   payload);
 			test_shm_mq_area_free(ring, expected);
-			test_shm_mq_in_flight_pop(in_flight);
+			in_flight.oldest = (in_flight.oldest + 1) % in_flight.capacity;
+			in_flight.count--;
 			received++;
 			progress = true;
 			if (!batch)
 				break;
 		}
 
+		/* Out of room, we wait for a message to come back, not to send. */
 		if (progress)
 			test_shm_mq_waiter_progress(&ring->waiter);
 		else
-			ring_wait(ring, sent < repeat_count &&
-					  test_shm_mq_in_flight_count(in_flight) < max_in_flight ?
+			ring_wait(ring, sent < repeat_count && room ?
 					  TEST_SHM_MQ_WAIT_EVENT_SEND :
 					  TEST_SHM_MQ_WAIT_EVENT_RECEIVE);
 	}
 
 	elog(DEBUG1, "zero-copy pipeline: at most %d messages of %zu bytes in flight, bound %zu bytes",
-		 test_shm_mq_in_flight_most(in_flight), message_size, bound);
+		 in_flight.most, message_size, bound);
+	pfree(in_flight.references);
 }
 
 /*

@@ -51,7 +51,8 @@ int			test_shm_mq_worker_slot_wait = 0;
 /* test_shm_mq_ext.wait_strategy */
 int			test_shm_mq_default_wait_strategy = TEST_SHM_MQ_WAIT_ADAPTIVE;
 
-/* test_shm_mq_ext.zero_copy_min_bytes is area.c's. */
+/* test_shm_mq_ext.zero_copy_min_bytes: messages this long go by reference */
+int			test_shm_mq_zero_copy_min_bytes = 0;
 
 /* test_shm_mq_ext.spin_budget_us */
 int			test_shm_mq_spin_budget_us = 100;
@@ -118,7 +119,7 @@ _PG_init(void)
 
 	DefineCustomIntVariable("test_shm_mq_ext.zero_copy_min_bytes",
 							"Sets the smallest message sent round the ring by reference rather than by copying.",
-							"Such messages are placed once in the ring's dynamic shared memory area, and only a reference travels the queues. Zero copies every message.",
+							"Messages at least this long are copied once into the ring's dynamic shared memory area, and only a reference travels the queues. Zero turns this off.",
 							&test_shm_mq_zero_copy_min_bytes,
 							0, 0, INT_MAX,
 							PGC_USERSET,

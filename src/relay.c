@@ -88,19 +88,9 @@ test_shm_mq_relay_start(test_shm_mq_relay *relay, test_shm_mq_header *header,
 	relay->output = shm_mq_attach(mq, segment, NULL);
 
 	/*
-	 * Count ourselves among the area's users, so that what the leader put
-	 * there stays while we may pass a reference to it on; we never resolve
-	 * one.
-	 */
-	relay->area = dsa_attach_in_place(shm_toc_lookup(toc,
-													 TEST_SHM_MQ_KEY_AREA(header->workers_total),
-													 false),
-									  segment);
-
-	/*
-	 * After the queues and the area, so that on the way out it runs before
-	 * their detach callbacks: the ring must read as lost before any
-	 * neighbour sees a queue go.
+	 * After the queues, so that on the way out it runs before their detach
+	 * callbacks: the ring must read as lost before any neighbour sees a
+	 * queue go.
 	 */
 	on_dsm_detach(segment, leaving_kept_ring, PointerGetDatum(relay));
 

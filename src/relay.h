@@ -16,7 +16,6 @@
 #include "storage/dsm.h"
 #include "storage/shm_mq.h"
 #include "storage/shm_toc.h"
-#include "utils/dsa.h"
 
 #include "test_shm_mq_ext.h"
 #include "wait.h"
@@ -27,7 +26,6 @@ typedef struct test_shm_mq_relay
 	test_shm_mq_header *header;
 	int			worker_number;
 	dsm_segment *segment;
-	dsa_area   *area;			/* attached, never read: see area.c */
 	shm_mq	   *input_queue;
 	MemoryContext input_context;	/* holds input and its buffer */
 	Size		largest_received;	/* since the ring last went idle */

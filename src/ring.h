@@ -49,7 +49,9 @@ typedef struct test_shm_mq_ring
 	dsm_segment *segment;
 	shm_toc    *toc;
 	test_shm_mq_header *header;
-	dsa_area   *area;			/* for one call, in call_context */
+	dsa_area   *area;			/* while a call sends by reference, in
+								 * call_context (area.c) */
+	Size		area_bound;		/* the bytes in flight its limit allows */
 
 	/* Set by test_shm_mq_ring_start(). */
 	BackgroundWorkerHandle **workers;	/* by worker number - 1; NULL once
@@ -87,9 +89,6 @@ typedef struct test_shm_mq_reference
 	dsa_pointer payload;
 	Size		nbytes;
 } test_shm_mq_reference;
-
-/* The references of a zero-copy pipeline, oldest first (area.c). */
-typedef struct test_shm_mq_in_flight test_shm_mq_in_flight;
 
 /*
  * The round trip, file by file, in the order a call meets them.
@@ -129,8 +128,7 @@ extern bool test_shm_mq_zero_copy(Size message_size);
 extern Size test_shm_mq_zero_copy_bound(test_shm_mq_ring *ring,
 										Size message_size);
 extern Size test_shm_mq_area_size(void);
-extern void test_shm_mq_area_create(test_shm_mq_ring *ring, void *place);
-extern void test_shm_mq_area_attach(test_shm_mq_ring *ring);
+extern void test_shm_mq_area_open(test_shm_mq_ring *ring, Size bound);
 extern void test_shm_mq_area_detach(test_shm_mq_ring *ring);
 extern bool test_shm_mq_area_put(test_shm_mq_ring *ring, Size nbytes,
 								 const char *data, int in_flight,
@@ -140,13 +138,6 @@ extern const char *test_shm_mq_area_get(test_shm_mq_ring *ring, Size nbytes,
 										const test_shm_mq_reference *expected);
 extern void test_shm_mq_area_free(test_shm_mq_ring *ring,
 								  const test_shm_mq_reference *reference);
-extern test_shm_mq_in_flight *test_shm_mq_in_flight_create(int max_count);
-extern int	test_shm_mq_in_flight_count(const test_shm_mq_in_flight *in_flight);
-extern int	test_shm_mq_in_flight_most(const test_shm_mq_in_flight *in_flight);
-extern void test_shm_mq_in_flight_push(test_shm_mq_in_flight *in_flight,
-									   const test_shm_mq_reference *reference);
-extern const test_shm_mq_reference *test_shm_mq_in_flight_oldest(const test_shm_mq_in_flight *in_flight);
-extern void test_shm_mq_in_flight_pop(test_shm_mq_in_flight *in_flight);
 
 /* worker_reports.c: the workers' error queues, read by the leader */
 extern void test_shm_mq_forward_worker_errors(test_shm_mq_ring *ring);

@@ -288,13 +288,12 @@ create_queues(test_shm_mq_ring *ring)
 }
 
 /*
- * Create the ring's dynamic shared memory area in place, in the last chunk.
+ * Set aside the last chunk for the dynamic shared memory area of any call
+ * that sends by reference; the call creates the area in it (area.c).
  */
 static void
 create_area(test_shm_mq_ring *ring)
 {
-	void	   *place = shm_toc_allocate(ring->toc, test_shm_mq_area_size());
-
-	test_shm_mq_area_create(ring, place);
-	shm_toc_insert(ring->toc, TEST_SHM_MQ_KEY_AREA(ring->nworkers), place);
+	shm_toc_insert(ring->toc, TEST_SHM_MQ_KEY_AREA(ring->nworkers),
+				   shm_toc_allocate(ring->toc, test_shm_mq_area_size()));
 }

@@ -28,7 +28,7 @@
 #include "compat.h"
 
 /* Identifies our segments; a worker refuses any other table of contents. */
-#define TEST_SHM_MQ_MAGIC			UINT64CONST(0x74736d7165787431)
+#define TEST_SHM_MQ_MAGIC			UINT64CONST(0x74736d7165787432)
 
 /*
  * Table-of-contents keys.  With N workers the keys run without gaps from 0

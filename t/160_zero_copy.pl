@@ -15,8 +15,8 @@
 #    threshold;
 #  - a kept ring serves zero-copy calls call after call, of different sizes,
 #    copying and by reference, with the same workers; a cancel on it takes
-#    it down, its area included; expiring, its last worker out takes the
-#    area's segments with it;
+#    it down, its area included; idle, it holds no segment of the area, which
+#    went with the call that made it;
 #  - the bound at its edge, read from the pipeline's DEBUG1 report, under
 #    each wait strategy: with 64 KiB queues and 4 workers (bound 320 KiB),
 #    messages of 81920 bytes are at most exactly 4 in flight, of 81921
@@ -30,7 +30,10 @@
 #    terminated mid-pipeline and at random moments of its start: no worker
 #    is left when a call returns, no segment (the area's included) after
 #    each, and the same session's next zero-copy call succeeds.  The counts
-#    of what was left are noted as "leak count: ...".
+#    of what was left are noted as "leak count: ...";
+#  - an area that cannot get a segment, with nothing in flight, fails the
+#    call with 53200, the message's size and the reason, and leaves nothing
+#    (not under sysv, whose segments no file size limit bounds).
 #
 # Under posix_min, an area's segments small enough to be carved from main
 # shared memory are out of sight of every leak check; only those too large
@@ -410,13 +413,22 @@ sub check_and_count_leftovers
 		't', "$label: test_shm_mq_release_ring() finds the new ring");
 	check_no_leftovers($node, $segments_before, "$label, released");
 
-	# Expiry: the workers, not the leader, are the last out of the area.
+	# Expiry, after a call of 16 MiB messages.  Each call's area goes as the
+	# call ends, so the idle ring holds none of it: no segment of a message's
+	# size is left while it waits.
 	configure($session, 'SET test_shm_mq_ext.ring_keepalive = 300');
 	succeeds($session,
 		"SELECT test_shm_mq_pipelined($queue_size, body, 5, 2, true) FROM message",
 		"$label, expiring: a call of 16 MiB");
 	$pids = ring_of($leader);
 	is(scalar keys %$pids, 2, "$label, expiring: its workers are kept");
+	is_deeply(
+		[
+			grep { segment_bytes($_) >= $message_bytes }
+			  TestShmMq::leftover_segments($node, $segments_before)
+		],
+		[],
+		"$label, idle: no segment of the area is left");
 	my $deadline = now() + $TestShmMq::SETTLE_SECONDS;
 	pause(0.01)
 	  while (grep { !process_gone($_) } values %$pids) && now() < $deadline;
@@ -723,6 +735,35 @@ foreach my $case (
 	check_zero_copy_works($next,
 		"$label, in a new session (the old one is gone)");
 	$next->close;
+}
+
+# An area that cannot grow, with nothing in flight: 53200, naming the size,
+# with the dynamic shared memory layer's own words.  The postmaster's file
+# size limit, which every process it starts from then on inherits, makes
+# creating a segment larger than 48 MiB fail; System V segments are not
+# files, so there this cannot be arranged.
+if (dsm_type() ne 'sysv')
+{
+	my $label = 'a segment the area cannot get';
+	my $limit = 48 * $mib;
+	my $pm    = TestShmMq::postmaster_pid($node);
+
+	system('prlimit', "--pid=$pm", "--fsize=$limit:") == 0
+	  or die "prlimit failed";
+	my $limited = zero_copy_session();
+	my $result  = $limited->query(
+		"SELECT test_shm_mq($queue_size, repeat('x', 64 * $mib), 2, 2)");
+	my $error = parse_error($result->{stderr}) // {};
+	is($error->{sqlstate} // 'none', '53200', "$label: fails with 53200");
+	like(
+		$result->{stderr},
+		qr/ERROR:  53200: could not allocate 67108864 bytes for a message in the ring's shared memory area\nDETAIL:  could not resize shared memory segment "[^"]+" to \d+ bytes: File too large/,
+		"$label: says the size, and why");
+	check_and_count_leftovers($label, [ workers_of($limited->pid) ]);
+	check_zero_copy_works($limited, "$label, a smaller message");
+	$limited->close;
+	system('prlimit', "--pid=$pm", '--fsize=unlimited:') == 0
+	  or die "prlimit failed";
 }
 
 $session->close;
