@@ -51,6 +51,8 @@
 #include "postgres.h"
 
 #include "storage/lwlock.h"
+#include "storage/shm_toc.h"
+#include "utils/dsa.h"
 #include "utils/memutils.h"
 
 #include "ring.h"

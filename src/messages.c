@@ -25,7 +25,7 @@
 
 #include "miscadmin.h"
 #include "pgstat.h"
-#include "portability/instr_time.h"
+#include "utils/timestamp.h"
 
 #include "ring.h"
 
@@ -352,19 +352,15 @@ pipeline_by_reference(test_shm_mq_ring *ring, Size message_size,
 void
 test_shm_mq_idle(test_shm_mq_ring *ring, int milliseconds)
 {
-	instr_time	start;
-	instr_time	elapsed;
+	TimestampTz start = GetCurrentTimestamp();
 	double		left_ms = milliseconds;
 
-	INSTR_TIME_SET_CURRENT(start);
 	while (left_ms > 0)
 	{
 		test_shm_mq_sleep(TEST_SHM_MQ_WAIT_EVENT_BENCH_IDLE, (long) left_ms + 1);
 		test_shm_mq_forward_worker_errors(ring);
 
-		INSTR_TIME_SET_CURRENT(elapsed);
-		INSTR_TIME_SUBTRACT(elapsed, start);
-		left_ms = milliseconds - INSTR_TIME_GET_MILLISEC(elapsed);
+		left_ms = milliseconds - test_shm_mq_ms_since(start);
 	}
 }
 

@@ -30,10 +30,10 @@
 #include "postgres.h"
 
 #include "miscadmin.h"
-#include "portability/instr_time.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
 #include "ring.h"
 
@@ -193,20 +193,14 @@ close_ring(test_shm_mq_ring *ring)
 static void
 wait_for_workers_to_exit(test_shm_mq_ring *ring)
 {
-	instr_time	start;
+	TimestampTz start = GetCurrentTimestamp();
 	bool		terminated = false;
 
-	INSTR_TIME_SET_CURRENT(start);
 	while (count_running_workers(ring) > 0)
 	{
-		instr_time	elapsed;
-		long		elapsed_ms;
+		long		elapsed_ms = (long) test_shm_mq_ms_since(start);
 		long		timeout_ms;
 		int			rc;
-
-		INSTR_TIME_SET_CURRENT(elapsed);
-		INSTR_TIME_SUBTRACT(elapsed, start);
-		elapsed_ms = (long) INSTR_TIME_GET_MILLISEC(elapsed);
 
 		if (elapsed_ms >= WORKER_EXIT_TIMEOUT_MS)
 		{

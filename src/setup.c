@@ -23,11 +23,11 @@
 #include "access/htup_details.h"
 #include "catalog/pg_authid.h"
 #include "miscadmin.h"
-#include "portability/instr_time.h"
 #include "storage/lock.h"
 #include "storage/proc.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
+#include "utils/timestamp.h"
 
 #include "ring.h"
 
@@ -52,7 +52,7 @@
  */
 typedef struct slot_wait
 {
-	instr_time	start;			/* zero until the first sleep */
+	TimestampTz start;			/* zero until the first sleep */
 	bool		announced;		/* holding the slot-waiter lock */
 } slot_wait;
 
@@ -204,7 +204,7 @@ register_workers(test_shm_mq_ring *ring)
 	args.leader_pid = MyProcPid;
 	args.ring_number = ring->ring_number;
 
-	INSTR_TIME_SET_ZERO(wait.start);
+	wait.start = 0;
 	wait.announced = false;
 
 	if (serialize)
@@ -347,18 +347,15 @@ report_no_free_slot(int worker_number, int nworkers, bool registration_busy)
 static bool
 wait_for_slot(slot_wait *wait)
 {
-	instr_time	waited;
 	double		waited_ms;
 	long		sleep_ms;
 
 	if (test_shm_mq_worker_slot_wait <= 0)
 		return false;
 
-	if (INSTR_TIME_IS_ZERO(wait->start))
-		INSTR_TIME_SET_CURRENT(wait->start);
-	INSTR_TIME_SET_CURRENT(waited);
-	INSTR_TIME_SUBTRACT(waited, wait->start);
-	waited_ms = INSTR_TIME_GET_MILLISEC(waited);
+	if (wait->start == 0)
+		wait->start = GetCurrentTimestamp();
+	waited_ms = test_shm_mq_ms_since(wait->start);
 	if (waited_ms >= test_shm_mq_worker_slot_wait)
 		return false;
 

@@ -13,6 +13,7 @@
 
 #include "port/atomics.h"
 #include "utils/guc.h"
+#include "utils/timestamp.h"
 
 #include "test_shm_mq_ext.h"
 #include "wait_policy.h"
@@ -66,6 +67,21 @@ extern bool test_shm_mq_wait(test_shm_mq_waiter *waiter,
 extern void test_shm_mq_sleep(test_shm_mq_wait_event event, long timeout_ms);
 extern bool test_shm_mq_wait_would_sleep(test_shm_mq_waiter *waiter);
 extern void test_shm_mq_waiter_progress(test_shm_mq_waiter *waiter);
+
+/*
+ * Milliseconds since a time GetCurrentTimestamp() gave.
+ *
+ * A wait whose length we promise, in a setting or a message, is timed on the
+ * system clock, as PostgreSQL's own timeouts are; instr_time is for
+ * measuring, and on PostgreSQL 19 it counts CPU cycles at a calibrated rate,
+ * which may run a few parts in ten thousand fast: enough for a 5 s wait to
+ * end 2 ms early.
+ */
+static inline double
+test_shm_mq_ms_since(TimestampTz start)
+{
+	return (double) (GetCurrentTimestamp() - start) / 1000.0;
+}
 
 /*
  * Whether a process batches: holds back flushes while more data is at hand,
