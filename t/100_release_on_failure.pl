@@ -55,22 +55,6 @@ my $segments_before = dsm_segments($node);
 my $control         = TestShmMq::Session->new($node);
 my $session         = TestShmMq::Session->new($node);
 
-# The workers of a leader that can be seen now, in pg_stat_activity (asked
-# through the control session, which is quicker than a new connection) and
-# in the OS process list.
-sub workers_of
-{
-	my ($leader) = @_;
-	my $stat = $control->query(
-		qq{SELECT string_agg(pid || ' ' || application_name, ', ')
-		FROM pg_stat_activity
-		WHERE backend_type = 'test_shm_mq_ext'
-		  AND application_name LIKE '% for PID $leader'})->{stdout};
-
-	return ((length $stat ? ("pg_stat_activity: $stat") : ()),
-		map { "ps: $_" } worker_processes($node, $leader));
-}
-
 # The SQLSTATE a call ended with, or "ok".
 sub outcome
 {
@@ -142,7 +126,7 @@ sub median
 		push @durations, $result->{done_at} - $result->{sent_at}
 		  if $result->{finished};
 		push @left, map { "after call $call ($outcome): $_" }
-		  workers_of($leader);
+		  workers_seen($node, $control, $leader);
 	}
 	$session->query('RESET statement_timeout');
 
@@ -193,7 +177,7 @@ sub median
 
 		$outcomes{$outcome}++;
 		push @left, map { "after call $call ($outcome): $_" }
-		  workers_of($leader);
+		  workers_seen($node, $control, $leader);
 	}
 
 	note "$label [" . dsm_choice() . ']: outcomes '
@@ -243,7 +227,8 @@ sub median
 				$call, 1000 * ($gone_at - $fault_at))
 			  if $gone_at - $fault_at >= $TestShmMq::MAX_TIME_TO_ERROR;
 		}
-		push @left, map { "after call $call: $_" } workers_of($leader);
+		push @left, map { "after call $call: $_" }
+		  workers_seen($node, $control, $leader);
 		$leader_session->close;
 	}
 

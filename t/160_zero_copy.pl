@@ -171,21 +171,6 @@ sub check_zero_copy_works
 	return;
 }
 
-# The workers of a leader, in pg_stat_activity (through the control session)
-# and in the OS process list, seen at once.
-sub workers_of
-{
-	my ($leader) = @_;
-	my $stat = $control->query(
-		qq{SELECT string_agg(pid || ' ' || application_name, ', ')
-		FROM pg_stat_activity
-		WHERE backend_type = 'test_shm_mq_ext'
-		  AND application_name LIKE '% for PID $leader'})->{stdout};
-
-	return ((length $stat ? ("pg_stat_activity: $stat") : ()),
-		map { "ps: $_" } worker_processes($node, $leader));
-}
-
 # A leader's workers by number, as PIDs, seen at once.
 sub ring_of
 {
@@ -406,7 +391,7 @@ sub check_and_count_leftovers
 	my $result = $session->wait_result;
 	is(outcome($result), '57014', "$label, cancelled: the call fails");
 	check_and_count_leftovers("$label, a zero-copy call on it cancelled",
-		[ workers_of($leader) ]);
+		[ workers_seen($node, $control, $leader) ]);
 	check_zero_copy_works($session, "$label, cancelled");
 
 	is($session->query('SELECT test_shm_mq_release_ring()')->{stdout},
@@ -551,7 +536,7 @@ my $leader  = $session->pid;
 		  'canceling statement due to statement timeout';
 		$outcomes{$outcome}++;
 		push @left, map { "after call $call ($outcome): $_" }
-		  workers_of($leader);
+		  workers_seen($node, $control, $leader);
 
 		my $next = $session->query(
 			"SELECT test_shm_mq_pipelined($queue_size, repeat('z', $mib), 20, 2, true)"
@@ -621,7 +606,7 @@ my $leader  = $session->pid;
 
 		$outcomes{"$function, $how: $outcome"}++;
 		push @left, map { "after call $call ($outcome): $_" }
-		  workers_of($leader);
+		  workers_seen($node, $control, $leader);
 
 		my $next = $session->query(
 			"SELECT test_shm_mq_pipelined($queue_size, repeat('z', $mib), 20, 2, true)"
@@ -678,7 +663,8 @@ foreach my $case (
 		"test_shm_mq_ext worker $victim of 4, PID $workers->{$victim}",
 		"$label: the context names the worker and its PID");
 	check_time_to_error($label, $fault_at, $result->{error_at});
-	check_and_count_leftovers($label, [ workers_of($leader) ]);
+	check_and_count_leftovers($label,
+		[ workers_seen($node, $control, $leader) ]);
 	check_zero_copy_works($session, $label);
 }
 
@@ -719,7 +705,8 @@ foreach my $case (
 		  . ($error->{message} // '');
 		check_processes_exit("$label $what, call $call",
 			$fault_at, $pid, values %$workers);
-		push @left, map { "after call $call: $_" } workers_of($pid);
+		push @left, map { "after call $call: $_" }
+		  workers_seen($node, $control, $pid);
 		$victim->close;
 	}
 	is_deeply(
@@ -759,7 +746,8 @@ if (dsm_type() ne 'sysv')
 		$result->{stderr},
 		qr/ERROR:  53200: could not allocate 67108864 bytes for a message in the ring's shared memory area\nDETAIL:  could not resize shared memory segment "[^"]+" to \d+ bytes: File too large/,
 		"$label: says the size, and why");
-	check_and_count_leftovers($label, [ workers_of($limited->pid) ]);
+	check_and_count_leftovers($label,
+		[ workers_seen($node, $control, $limited->pid) ]);
 	check_zero_copy_works($limited, "$label, a smaller message");
 	$limited->close;
 	system('prlimit', "--pid=$pm", '--fsize=unlimited:') == 0

@@ -43,6 +43,7 @@ our @EXPORT = qw(
   check_no_leftovers
   check_leak_detection
   check_no_workers_of
+  workers_seen
   check_time_to_error
   check_processes_exit
   grant_ring_functions
@@ -479,6 +480,30 @@ sub leftover_segments
 	return () unless @new;
 	$foreign = foreign_mappings($node);
 	return grep { !$foreign->{ $now->{$_} } } @new;
+}
+
+=pod
+
+=item workers_seen(node, session, leader_pid)
+
+The workers of a leader that can be seen now, as lines to report: in
+pg_stat_activity, asked through session (an open TestShmMq::Session, which
+is quicker than a new connection), and in the OS process list.  Empty when
+none is.
+
+=cut
+
+sub workers_seen
+{
+	my ($node, $session, $leader_pid) = @_;
+	my $stat = $session->query(
+		qq{SELECT string_agg(pid || ' ' || application_name, ', ')
+		FROM pg_stat_activity
+		WHERE backend_type = 'test_shm_mq_ext'
+		  AND application_name LIKE '% for PID $leader_pid'})->{stdout};
+
+	return ((length $stat ? ("pg_stat_activity: $stat") : ()),
+		map { "ps: $_" } worker_processes($node, $leader_pid));
 }
 
 =pod
