@@ -4,8 +4,11 @@ MODULE_big = test_shm_mq_ext
 OBJS = \
 	src/area.o \
 	src/bench.o \
+	src/carrier.o \
 	src/cluster.o \
+	src/cluster_state.o \
 	src/keep.o \
+	src/keep_idle.o \
 	src/layout.o \
 	src/messages.o \
 	src/module.o \
@@ -17,6 +20,7 @@ OBJS = \
 	src/setup.o \
 	src/test_shm_mq.o \
 	src/wait.o \
+	src/wait_adaptive.o \
 	src/wait_policy.o \
 	src/worker.o \
 	src/worker_reports.o

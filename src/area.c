@@ -8,40 +8,35 @@
  * to a fixed region: any number of allocations of any size, named by a
  * dsa_pointer that every attached process can turn into an address of its
  * own.  Each ring's segment has a chunk for one, laid out and estimated with
- * the rest (segment.c).  Its life is one call:
+ * the rest (segment.c).  Its life is one call's message loop:
  *
- *	create		the leader, in place in that chunk, when the call first sends
- *				a message by reference (dsa_create_in_place); the area counts
- *				the leader as attached until it detaches the ring's segment;
- *	allocate	the leader, for each message it sends: the area grows by
+ *	create		the leader, in place in that chunk, as the loop opens its
+ *				carrier (dsa_create_in_place); the area counts the leader as
+ *				attached until it detaches;
+ *	allocate	the leader, for each copy it sends: the area grows by
  *				segments of its own as it needs to, up to a limit;
  *	reference	only a dsa_pointer and a length travel the queues;
- *	resolve		the leader, when a reference comes back (dsa_get_address);
- *	free		the leader, once it has checked what came back;
- *	detach		the leader, as the call ends (dsa_detach, then the ring's
- *				segment): the last process attached gives the area's
- *				segments back, so nothing the call placed outlives it.
+ *	resolve		the leader, when a reference comes back (dsa_get_address),
+ *				and only the one it expects next;
+ *	free		the leader, once it is done with what came back;
+ *	detach		the leader, as the loop closes its carrier: the last process
+ *				attached gives the area's segments back, so nothing the call
+ *				placed outlives it, and a kept ring idles without any.
  *
  * Workers pass references on without resolving them, so they do not attach.
- * A worker that read what a reference names would attach with
- * dsa_attach_in_place() on the same chunk; being counted, it would then keep
- * the area, and all it grew to, for as long as it stayed.  A kept ring would
- * hold that memory while idle; this way a kept ring's next call starts a new
- * area in the same chunk, and an idle ring holds none.
+ * A worker that had to read what a reference names would attach with
+ * dsa_attach_in_place() on the same chunk and be counted in turn: the area,
+ * and all it grew to, would then stay until the last such worker left.
  *
  * Whoever dies, nothing is left.  The area's segments are counted against
  * the ring's segment, whose detach, on any error, cancel or exit, drops the
  * leader's count; what a failed call had placed goes with them.
  *
  * The leader alone allocates and frees, so it alone knows what is in flight,
- * and bounds it (test_shm_mq_zero_copy_bound()).  The area's size limit sits
- * a little above that bound, for the area's own bookkeeping, so that an area
- * that cannot grow is met as back-pressure while messages are on their way
- * back; only with none in flight is it an error.
- *
- * The area's lock belongs to parallel query's own tranche: an extension that
- * is not preloaded could otherwise name a tranche only by spending a new one
- * in every process, and PostgreSQL 19 has room for few.
+ * and bounds it (in_flight_bound()).  The area's size limit sits a little
+ * above that bound, for the area's own bookkeeping, so that an area that
+ * cannot grow is met as back-pressure while copies are on their way back;
+ * only with none in flight is it an error.
  *
  * IDENTIFICATION
  *		src/area.c
@@ -50,12 +45,12 @@
  */
 #include "postgres.h"
 
-#include "storage/lwlock.h"
 #include "storage/shm_toc.h"
 #include "utils/dsa.h"
 #include "utils/memutils.h"
 
-#include "ring.h"
+#include "carrier.h"
+#include "cluster_state.h"
 
 /*
  * The area's chunk of the segment.  The area's own bookkeeping takes most of
@@ -67,33 +62,63 @@
 #define AREA_CHUNK_SIZE		16384
 
 /*
- * Room the area may take beyond the bytes in flight: each of its segments
- * has a header and a map of its pages, and the free page manager works in
- * whole pages.
+ * Room the area may take beyond the bytes in flight.  Each segment the area
+ * adds begins with a header and a map of its pages, about 1/64 of the
+ * segment for the page map at 4 kB pages, and its free page manager hands
+ * out whole pages: 1 MiB covers a few segments' headers and a partly used
+ * page per size class.
  */
 #define AREA_OVERHEAD(bound)	((bound) / 64 + 1024 * 1024)
 
 /*
- * Whether a message of this size travels by reference.
+ * Most copies a pipeline keeps in flight by reference, whatever its bound in
+ * bytes: the list of references in flight is allocated for this many, 1 MiB
+ * at 16 bytes each, and a pipeline deeper than its queues goes no faster.
  */
-bool
-test_shm_mq_zero_copy(Size message_size)
-{
-	return test_shm_mq_zero_copy_min_bytes > 0 &&
-		message_size >= (Size) test_shm_mq_zero_copy_min_bytes;
-}
+#define MAX_REFERENCES_IN_FLIGHT	65536
 
 /*
- * How many bytes of messages sent by reference may be in flight at once: as
- * many as the ring's queues hold together, or two messages if that is more,
- * so that the leader can fill one while the other travels.
+ * What travels the queues in place of a message: where the leader put it in
+ * the ring's area, and how long it is.
  */
-Size
-test_shm_mq_zero_copy_bound(test_shm_mq_ring *ring, Size message_size)
+typedef struct reference
 {
-	return Max(mul_size((Size) ring->nworkers + 1, ring->queue_size),
-			   mul_size(2, message_size));
-}
+	dsa_pointer payload;
+	Size		nbytes;
+} reference;
+
+/* A call's messages by reference: its area, and what is in flight. */
+typedef struct by_reference_state
+{
+	dsa_area   *area;
+	Size		bound;			/* bytes in flight that the area's limit
+								 * allows */
+	reference  *in_flight;		/* circular, capacity entries, oldest first */
+	int			capacity;
+	int			oldest;
+	int			count;
+	int			most;			/* the most ever in flight at once */
+} by_reference_state;
+
+static void by_reference_open(test_shm_mq_carrier *carrier, int copies);
+static bool by_reference_put(test_shm_mq_carrier *carrier, Size *nbytes,
+							 const void **data);
+static const char *by_reference_resolve(test_shm_mq_carrier *carrier,
+										Size nbytes, const void *data,
+										Size *message_size);
+static void by_reference_release(test_shm_mq_carrier *carrier);
+static void by_reference_close(test_shm_mq_carrier *carrier);
+static Size in_flight_bound(test_shm_mq_ring *ring, Size message_size);
+static void allocation_context(void *arg);
+
+const test_shm_mq_carrier_method test_shm_mq_by_reference_method = {
+	.flushes_each = true,
+	.open = by_reference_open,
+	.put = by_reference_put,
+	.resolve = by_reference_resolve,
+	.release = by_reference_release,
+	.close = by_reference_close,
+};
 
 /*
  * The size of the area's chunk of a ring's segment.
@@ -105,122 +130,130 @@ test_shm_mq_area_size(void)
 }
 
 /*
- * Get the call's area ready for bound bytes in flight: create it in place,
- * in the ring's chunk for it, unless the call already has, and let it grow
- * as far as that bound needs.  The chunk may have held the area of an
- * earlier call on a kept ring: that one went as its call ended, when the
- * leader, the only process attached to it, detached the segment.
+ * Create the call's area in place, in the ring's chunk for it, and let it
+ * grow as far as the call's bound needs.  The chunk may have held the area
+ * of an earlier call on a kept ring: that one went as its loop ended, when
+ * the leader, the only process attached to it, detached.
  */
-void
-test_shm_mq_area_open(test_shm_mq_ring *ring, Size bound)
+static void
+by_reference_open(test_shm_mq_carrier *carrier, int copies)
 {
-	if (ring->area == NULL)
-	{
-		MemoryContext oldcontext;
-		void	   *place;
+	test_shm_mq_ring *ring = carrier->ring;
+	by_reference_state *state = palloc0(sizeof(by_reference_state));
+	void	   *place;
 
-		place = shm_toc_lookup(ring->toc,
-							   TEST_SHM_MQ_KEY_AREA(ring->nworkers), false);
-		oldcontext = MemoryContextSwitchTo(ring->call_context);
-		ring->area = dsa_create_in_place(place, test_shm_mq_area_size(),
-										 LWTRANCHE_PARALLEL_QUERY_DSA,
-										 ring->segment);
-		MemoryContextSwitchTo(oldcontext);
-		ring->area_bound = 0;
-	}
+	place = shm_toc_lookup(ring->toc, TEST_SHM_MQ_KEY_AREA(ring->nworkers),
+						   false);
+	state->area = dsa_create_in_place(place, test_shm_mq_area_size(),
+									  test_shm_mq_area_tranche(),
+									  ring->segment);
+	state->bound = in_flight_bound(ring, carrier->message_size);
+	dsa_set_size_limit(state->area,
+					   add_size(add_size(test_shm_mq_area_size(),
+										 state->bound),
+								AREA_OVERHEAD(state->bound)));
 
-	/* Never lower: what the area holds already counts against the limit. */
-	if (bound > ring->area_bound)
-	{
-		dsa_set_size_limit(ring->area,
-						   add_size(add_size(test_shm_mq_area_size(), bound),
-									AREA_OVERHEAD(bound)));
-		ring->area_bound = bound;
-	}
+	state->capacity = (int) Min(state->bound / carrier->message_size,
+								(Size) Min(copies, MAX_REFERENCES_IN_FLIGHT));
+	state->capacity = Max(state->capacity, 1);
+	state->in_flight = palloc(mul_size(state->capacity, sizeof(reference)));
+	carrier->private_state = state;
 }
 
 /*
- * End of a call: unmap the area's segments, if the call made an area.
- * Detaching the ring's segment afterwards drops the leader's count, and
- * with it the area.
+ * How many bytes of copies sent by reference may be in flight at once: as
+ * many as the ring's queues hold together, or two messages if that is more,
+ * so that the leader can fill one while the other travels.
  */
-void
-test_shm_mq_area_detach(test_shm_mq_ring *ring)
+static Size
+in_flight_bound(test_shm_mq_ring *ring, Size message_size)
 {
-	if (ring->area == NULL)
-		return;
-	dsa_detach(ring->area);
-	ring->area = NULL;
+	return Max(mul_size((Size) ring->nworkers + 1, ring->queue_size),
+			   mul_size(2, message_size));
 }
 
 /*
- * Copy a message into the area, and return a reference to it.
+ * Copy the message into the area, and send a reference to it.
  *
- * Returns false, having allocated nothing, if the area cannot take it now,
- * as long as in_flight messages are on their way back to free room.  With
- * none in flight there is nothing to wait for, and that is an error; so is
- * any failure to add a segment to the area, which dsa.c raises as an error
- * of the dynamic shared memory layer.  Both are reported alike.
+ * Returns false, having allocated nothing, if the bound or the area's limit
+ * leaves no room while copies in flight can still make some.  With none in
+ * flight there is nothing to wait for, and that is an error; so is any
+ * failure to add a segment to the area, which dsa.c raises with its own
+ * words, ours in the context.
  */
-bool
-test_shm_mq_area_put(test_shm_mq_ring *ring, Size nbytes, const char *data,
-					 int in_flight, test_shm_mq_reference *reference)
+static bool
+by_reference_put(test_shm_mq_carrier *carrier, Size *nbytes,
+				 const void **data)
 {
-	MemoryContext oldcontext = CurrentMemoryContext;
-	volatile dsa_pointer payload = InvalidDsaPointer;
-	ErrorData  *edata = NULL;
+	by_reference_state *state = (by_reference_state *) carrier->private_state;
+	ErrorContextCallback context;
+	reference  *placed;
+	dsa_pointer payload;
 
-	PG_TRY();
-	{
-		payload = dsa_allocate_extended(ring->area, nbytes,
-										DSA_ALLOC_HUGE | DSA_ALLOC_NO_OOM);
-	}
-	PG_CATCH();
-	{
-		/*
-		 * Only a want of resources is ours to word; anything else, a cancel
-		 * among them, goes on as it was.
-		 */
-		MemoryContextSwitchTo(oldcontext);
-		edata = CopyErrorData();
-		if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) !=
-			ERRCODE_INSUFFICIENT_RESOURCES)
-			PG_RE_THROW();
-		FlushErrorState();
-	}
-	PG_END_TRY();
+	if (state->count == state->capacity)
+		return false;
+
+	context.callback = allocation_context;
+	context.arg = carrier;
+	context.previous = error_context_stack;
+	error_context_stack = &context;
+	payload = dsa_allocate_extended(state->area, carrier->message_size,
+									DSA_ALLOC_HUGE | DSA_ALLOC_NO_OOM);
+	error_context_stack = context.previous;
 
 	if (!DsaPointerIsValid(payload))
 	{
-		if (edata == NULL && in_flight > 0)
+		if (state->count > 0)
 			return false;
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("could not allocate %zu bytes for a message in the ring's shared memory area",
-						nbytes),
-				 edata != NULL ?
-				 errdetail_internal("%s", edata->message) :
+						carrier->message_size),
 				 errdetail("No message was in flight whose return could make room.")));
 	}
+	memcpy(dsa_get_address(state->area, payload), carrier->message,
+		   carrier->message_size);
 
-	memcpy(dsa_get_address(ring->area, payload), data, nbytes);
-	memset(reference, 0, sizeof(*reference));
-	reference->payload = payload;
-	reference->nbytes = nbytes;
+	placed = &state->in_flight[(state->oldest + state->count) %
+							   state->capacity];
+	memset(placed, 0, sizeof(*placed));
+	placed->payload = payload;
+	placed->nbytes = carrier->message_size;
+	state->count++;
+	state->most = Max(state->most, state->count);
+
+	*nbytes = sizeof(*placed);
+	*data = placed;
 	return true;
 }
 
 /*
- * Check that a message received is the reference expected, and return the
- * message it names.  The leader resolves no reference it did not make: one
- * that came back changed must cost a clean error, not a wild pointer.
+ * errcontext callback: a failure while the area grows, in our words.
  */
-const char *
-test_shm_mq_area_get(test_shm_mq_ring *ring, Size nbytes, const void *data,
-					 const test_shm_mq_reference *expected)
+static void
+allocation_context(void *arg)
 {
-	test_shm_mq_reference received;
+	test_shm_mq_carrier *carrier = (test_shm_mq_carrier *) arg;
 
+	errcontext("allocating %zu bytes for a message in the ring's shared memory area",
+			   carrier->message_size);
+}
+
+/*
+ * Check that what came back is the reference to the oldest copy in flight,
+ * and return the message it names.  The leader resolves no reference it did
+ * not make: one that came back changed must cost a clean error, not a wild
+ * pointer.
+ */
+static const char *
+by_reference_resolve(test_shm_mq_carrier *carrier, Size nbytes,
+					 const void *data, Size *message_size)
+{
+	by_reference_state *state = (by_reference_state *) carrier->private_state;
+	reference  *expected = &state->in_flight[state->oldest];
+	reference	received;
+
+	Assert(state->count > 0);
 	if (nbytes == sizeof(received))
 		memcpy(&received, data, sizeof(received));
 	if (nbytes != sizeof(received) ||
@@ -231,15 +264,37 @@ test_shm_mq_area_get(test_shm_mq_ring *ring, Size nbytes, const void *data,
 				 errmsg("message corrupted"),
 				 errdetail("The reference received is not the one sent.")));
 
-	return dsa_get_address(ring->area, expected->payload);
+	*message_size = expected->nbytes;
+	return dsa_get_address(state->area, expected->payload);
 }
 
 /*
- * Free a message the leader is done with.
+ * Free the oldest copy in flight: the leader is done with it.
  */
-void
-test_shm_mq_area_free(test_shm_mq_ring *ring,
-					  const test_shm_mq_reference *reference)
+static void
+by_reference_release(test_shm_mq_carrier *carrier)
 {
-	dsa_free(ring->area, reference->payload);
+	by_reference_state *state = (by_reference_state *) carrier->private_state;
+
+	Assert(state->count > 0);
+	dsa_free(state->area, state->in_flight[state->oldest].payload);
+	state->oldest = (state->oldest + 1) % state->capacity;
+	state->count--;
+}
+
+/*
+ * End of the loop: detach the area, which, the leader being the only process
+ * attached, gives back every segment it grew to.
+ */
+static void
+by_reference_close(test_shm_mq_carrier *carrier)
+{
+	by_reference_state *state = (by_reference_state *) carrier->private_state;
+
+	elog(DEBUG1, "zero-copy pipeline: at most %d messages of %zu bytes in flight, bound %zu bytes",
+		 state->most, carrier->message_size, state->bound);
+	dsa_detach(state->area);
+	pfree(state->in_flight);
+	pfree(state);
+	carrier->private_state = NULL;
 }

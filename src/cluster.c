@@ -37,7 +37,7 @@
 #include "storage/lock.h"
 #include "storage/proc.h"
 
-#include "ring.h"
+#include "keep.h"
 
 /* Advisory lock keys; see setup.c for field 4's values 1 to 3. */
 #define CLUSTER_LOCK_KEY1			0x74736d71	/* "tsmq" */
@@ -79,28 +79,27 @@ set_slot_waiter_tag(LOCKTAG *tag)
  * otherwise the ring gives them all back and tries anew.
  */
 bool
-test_shm_mq_kept_tickets_take(test_shm_mq_ring *ring)
+test_shm_mq_kept_tickets_take(int nworkers, int *tickets, int *ntickets)
 {
 	int			ticket;
 
-	for (ticket = 0; ticket < ring->ntickets; ticket++)
+	for (ticket = 0; ticket < *ntickets; ticket++)
 	{
 		LOCKTAG		tag;
 
-		set_ticket_tag(&tag, ring->tickets[ticket]);
-		if (ring->tickets[ticket] >= test_shm_mq_max_kept_workers ||
+		set_ticket_tag(&tag, tickets[ticket]);
+		if (tickets[ticket] >= test_shm_mq_max_kept_workers ||
 			!test_shm_mq_lock_held_by_me(&tag, ExclusiveLock))
 		{
-			test_shm_mq_kept_tickets_give_back(ring);
+			test_shm_mq_kept_tickets_give_back(tickets, ntickets);
 			break;
 		}
 	}
-	if (ring->ntickets == ring->nworkers)
+	if (*ntickets == nworkers)
 		return true;
 
 	for (ticket = 0;
-		 ticket < test_shm_mq_max_kept_workers &&
-		 ring->ntickets < ring->nworkers;
+		 ticket < test_shm_mq_max_kept_workers && *ntickets < nworkers;
 		 ticket++)
 	{
 		LOCKTAG		tag;
@@ -109,12 +108,12 @@ test_shm_mq_kept_tickets_take(test_shm_mq_ring *ring)
 		if (LockAcquire(&tag, ExclusiveLock, true, true) ==
 			LOCKACQUIRE_NOT_AVAIL)
 			continue;
-		ring->tickets[ring->ntickets++] = ticket;
+		tickets[(*ntickets)++] = ticket;
 	}
 
-	if (ring->ntickets < ring->nworkers)
+	if (*ntickets < nworkers)
 	{
-		test_shm_mq_kept_tickets_give_back(ring);
+		test_shm_mq_kept_tickets_give_back(tickets, ntickets);
 		return false;
 	}
 	return true;
@@ -125,13 +124,13 @@ test_shm_mq_kept_tickets_take(test_shm_mq_ring *ring)
  * all the session's advisory locks.  Cannot fail; safe to call again.
  */
 void
-test_shm_mq_kept_tickets_give_back(test_shm_mq_ring *ring)
+test_shm_mq_kept_tickets_give_back(int *tickets, int *ntickets)
 {
-	while (ring->ntickets > 0)
+	while (*ntickets > 0)
 	{
 		LOCKTAG		tag;
 
-		set_ticket_tag(&tag, ring->tickets[--ring->ntickets]);
+		set_ticket_tag(&tag, tickets[--(*ntickets)]);
 		if (test_shm_mq_lock_held_by_me(&tag, ExclusiveLock))
 			LockRelease(&tag, ExclusiveLock, true);
 	}

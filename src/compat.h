@@ -4,10 +4,7 @@
  *		Every PostgreSQL version check of test_shm_mq_ext, and nothing else.
  *
  * The rest of the code is written against the PostgreSQL 15 API; the shims
- * below let it build unchanged on 13 through 19.  Of what 19 changed, nothing
- * here is used (GetNamedDSMSegment()'s new argument, GetNamedDSA(),
- * GetNamedDSHash(), BGWORKER_INTERRUPTIBLE, the removed
- * LWLockRegisterTranche()); a use of any would need its shim here.
+ * below let it build unchanged on 13 through 19.
  *
  * IDENTIFICATION
  *		src/compat.h
@@ -20,6 +17,7 @@
 #include "fmgr.h"
 #include "postmaster/bgworker.h"
 #include "storage/lock.h"
+#include "storage/lwlock.h"
 #include "storage/shm_mq.h"
 #include "catalog/pg_proc.h"
 #include "utils/acl.h"
@@ -139,6 +137,48 @@ test_shm_mq_find_option(const char *name)
 	PG_MODULE_MAGIC_EXT(.name = "test_shm_mq_ext", .version = TEST_SHM_MQ_VERSION)
 #else
 #define TEST_SHM_MQ_MODULE_MAGIC PG_MODULE_MAGIC
+#endif
+
+/*
+ * PostgreSQL 15 added shmem_request_hook, where a preloaded library asks for
+ * shared memory; before, it asked in _PG_init().
+ */
+#if PG_VERSION_NUM >= 150000
+#define TEST_SHM_MQ_HAVE_SHMEM_REQUEST_HOOK 1
+#endif
+
+/*
+ * PostgreSQL 17 added the dynamic shared memory registry, where a library
+ * that is not preloaded can find shared memory of its own by name; 19 gave
+ * the init callback an argument.
+ */
+#if PG_VERSION_NUM >= 170000
+#include "storage/dsm_registry.h"
+#endif
+#if PG_VERSION_NUM >= 190000
+#define TEST_SHM_MQ_HAVE_DSM_REGISTRY 1
+#define test_shm_mq_get_named_dsm_segment(name, size, init, found) \
+	GetNamedDSMSegment((name), (size), (init), (found), NULL)
+#define TEST_SHM_MQ_DSM_REGISTRY_INIT_ARGS(ptr) void *ptr, void *arg
+#elif PG_VERSION_NUM >= 170000
+#define TEST_SHM_MQ_HAVE_DSM_REGISTRY 1
+#define test_shm_mq_get_named_dsm_segment(name, size, init, found) \
+	GetNamedDSMSegment((name), (size), (init), (found))
+#define TEST_SHM_MQ_DSM_REGISTRY_INIT_ARGS(ptr) void *ptr
+#endif
+
+/*
+ * PostgreSQL 19 names an LWLock tranche once, for the whole cluster, as it
+ * allocates it, and keeps only a few such names; before, the number was
+ * allocated alone and every process that wanted its name shown registered
+ * the name itself.
+ */
+#if PG_VERSION_NUM >= 190000
+#define test_shm_mq_new_tranche(name) LWLockNewTrancheId(name)
+#define test_shm_mq_name_tranche(id, name) ((void) (id), (void) (name))
+#else
+#define test_shm_mq_new_tranche(name) ((void) (name), LWLockNewTrancheId())
+#define test_shm_mq_name_tranche(id, name) LWLockRegisterTranche((id), (name))
 #endif
 
 /* PostgreSQL 16 declares the module load callback in fmgr.h. */

@@ -25,7 +25,8 @@
  * A ring is kept only while nobody waits for a worker slot, and only if the
  * cluster-wide cap test_shm_mq_ext.max_kept_workers has room for its workers
  * (cluster.c); otherwise it is taken down as its call ends.  Idle kept
- * workers stand down by themselves when a session starts to wait.
+ * workers stand down by themselves when a session starts to wait
+ * (keep_idle.c).
  *
  * The kept ring ends with what owns it.  A call of another shape, or one
  * made with ring_keepalive at 0, or by another role, takes it down; so do the
@@ -53,7 +54,20 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
-#include "ring.h"
+#include "keep.h"
+
+/* What the leader keeps about a ring while it is kept: ring->kept. */
+typedef struct test_shm_mq_kept
+{
+	SubTransactionId subid;		/* the (sub)transaction whose rollback
+								 * takes it down */
+	Oid			keeper_function;	/* the SQL function whose call kept it:
+									 * gone, or no longer executable by
+									 * ring->owner_role, takes the ring down */
+	int		   *tickets;		/* kept-worker tickets held (cluster.c), by
+								 * number: nworkers entries */
+	int			ntickets;
+} test_shm_mq_kept;
 
 /* The ring this session keeps between calls, if any. */
 static test_shm_mq_ring *kept_ring = NULL;
@@ -68,7 +82,9 @@ static bool still_owned(test_shm_mq_ring *ring);
 static bool wanted_after_commit(test_shm_mq_ring *ring);
 static int	keepalive_after_commit(void);
 static test_shm_mq_ring *claim_kept_ring(void);
+static bool report_loss(test_shm_mq_ring *ring);
 static void keep_ring(test_shm_mq_ring *ring, Oid keeper_function);
+static void end_kept_ring(test_shm_mq_ring *ring);
 static void kept_ring_xact_callback(XactEvent event, void *arg);
 static void kept_ring_subxact_callback(SubXactEvent event,
 									   SubTransactionId subid,
@@ -81,8 +97,8 @@ static void kept_ring_at_exit(int code, Datum arg);
  * that the call may use; a kept ring that it may not use is taken down.
  */
 test_shm_mq_ring *
-test_shm_mq_claim_kept_ring(int64 queue_size, int nworkers,
-							test_shm_mq_wait_strategy strategy)
+test_shm_mq_keep_claim(int64 queue_size, int nworkers,
+					   test_shm_mq_wait_strategy strategy)
 {
 	if (kept_ring == NULL)
 		return NULL;
@@ -90,7 +106,7 @@ test_shm_mq_claim_kept_ring(int64 queue_size, int nworkers,
 		same_shape(kept_ring, queue_size, nworkers, strategy) &&
 		still_owned(kept_ring))
 		return claim_kept_ring();
-	(void) test_shm_mq_release_kept_ring();
+	(void) test_shm_mq_keep_release();
 	return NULL;
 }
 
@@ -103,12 +119,22 @@ test_shm_mq_claim_kept_ring(int64 queue_size, int nworkers,
  * session waits for, or whose workers the cluster-wide cap has no room for.
  */
 bool
-test_shm_mq_keep_ring(test_shm_mq_ring *ring, Oid keeper_function)
+test_shm_mq_keep_offer(test_shm_mq_ring *ring, Oid keeper_function)
 {
-	if (test_shm_mq_ring_keepalive > 0 && ring->nworkers > 0 &&
-		quiesce(ring) &&
+	if (test_shm_mq_ring_keepalive <= 0 || ring->nworkers == 0)
+		return false;
+	if (ring->kept == NULL)
+	{
+		ring->kept = MemoryContextAllocZero(ring->context,
+											sizeof(test_shm_mq_kept));
+		ring->kept->tickets = MemoryContextAllocZero(ring->context,
+													 mul_size(ring->nworkers,
+															  sizeof(int)));
+	}
+	if (quiesce(ring) &&
 		!test_shm_mq_slot_waiter_present() &&
-		test_shm_mq_kept_tickets_take(ring))
+		test_shm_mq_kept_tickets_take(ring->nworkers, ring->kept->tickets,
+									  &ring->kept->ntickets))
 	{
 		keep_ring(ring, keeper_function);
 		return true;
@@ -120,7 +146,7 @@ test_shm_mq_keep_ring(test_shm_mq_ring *ring, Oid keeper_function)
  * Take the kept ring down now, if there is one; returns whether there was.
  */
 bool
-test_shm_mq_release_kept_ring(void)
+test_shm_mq_keep_release(void)
 {
 	if (kept_ring == NULL)
 		return false;
@@ -129,9 +155,29 @@ test_shm_mq_release_kept_ring(void)
 	 * Forget the ring only once it is gone: a release that fails leaves it
 	 * as it was, to be released again.
 	 */
-	test_shm_mq_ring_release(kept_ring);
+	end_kept_ring(kept_ring);
 	kept_ring = NULL;
 	return true;
+}
+
+/*
+ * Say, while waiting for a worker slot, that we wait, so that idle kept
+ * rings stand down; call at every poll.  *announced says whether we have
+ * said so already.
+ */
+void
+test_shm_mq_keep_announce_slot_wait(bool *announced)
+{
+	test_shm_mq_slot_wait_announce(announced);
+}
+
+/*
+ * A wait for worker slots that ended well: stop saying that we wait.
+ */
+void
+test_shm_mq_keep_end_slot_wait(bool *announced)
+{
+	test_shm_mq_slot_wait_end(announced);
 }
 
 /*
@@ -181,12 +227,7 @@ static void
 detach_leader(test_shm_mq_ring *ring)
 {
 	test_shm_mq_ring_leave_up_on_detach(ring);
-	test_shm_mq_area_detach(ring);
-	MemoryContextReset(ring->call_context);
-	ring->send_queue = NULL;
-	ring->receive_queue = NULL;
-	ring->error_queues = NULL;
-
+	test_shm_mq_ring_detach_queues(ring);
 	dsm_detach(ring->segment);
 	ring->segment = NULL;
 	ring->toc = NULL;
@@ -203,7 +244,7 @@ still_owned(test_shm_mq_ring *ring)
 {
 	return ring->owner_role == GetUserId() &&
 		SearchSysCacheExists1(PROCOID,
-							  ObjectIdGetDatum(ring->keeper_function));
+							  ObjectIdGetDatum(ring->kept->keeper_function));
 }
 
 /*
@@ -216,8 +257,9 @@ wanted_after_commit(test_shm_mq_ring *ring)
 {
 	return keepalive_after_commit() > 0 &&
 		SearchSysCacheExists1(PROCOID,
-							  ObjectIdGetDatum(ring->keeper_function)) &&
-		test_shm_mq_function_aclcheck(ring->keeper_function, ring->owner_role,
+							  ObjectIdGetDatum(ring->kept->keeper_function)) &&
+		test_shm_mq_function_aclcheck(ring->kept->keeper_function,
+										  ring->owner_role,
 									  ACL_EXECUTE) == ACLCHECK_OK;
 }
 
@@ -270,42 +312,58 @@ static test_shm_mq_ring *
 claim_kept_ring(void)
 {
 	test_shm_mq_ring *ring = kept_ring;
-	bool		attached;
-	uint32		state;
+	uint32		state = TEST_SHM_MQ_RING_CLOSED;
 
-	attached = test_shm_mq_ring_attach(ring);
+	if (test_shm_mq_ring_attach(ring))
+		state = test_shm_mq_state_claim(ring->header);
 
 	kept_ring = NULL;
 	MemoryContextSetParent(ring->context, CurTransactionContext);
-	ring->kept_subid = InvalidSubTransactionId;
+	ring->kept->subid = InvalidSubTransactionId;
 
-	if (!attached)
+	if (state == TEST_SHM_MQ_RING_KEPT)
 	{
-		/* Its workers closed it and left, or are leaving. */
-		test_shm_mq_ring_release(ring);
-		return NULL;
+		test_shm_mq_ring_attach_queues(ring);
+		if (!report_loss(ring))
+			return ring;
+	}
+	else if (state == TEST_SHM_MQ_RING_LOST)
+	{
+		/* Take the pin over first: nothing after this can leave it. */
+		if (test_shm_mq_state_end_kept(ring->header))
+			dsm_unpin_segment(ring->handle);
+		test_shm_mq_ring_attach_queues(ring);
+		(void) report_loss(ring);
 	}
 
-	state = test_shm_mq_state_claim(ring->header);
-	if (state != TEST_SHM_MQ_RING_KEPT)
-	{
-		if (state == TEST_SHM_MQ_RING_LOST)
-		{
-			test_shm_mq_ring_attach_queues(ring);
-			(void) test_shm_mq_report_kept_ring_loss(ring);
-		}
-		test_shm_mq_ring_release(ring);
-		return NULL;
-	}
+	/* Closed and left by its workers, or lost: build another. */
+	end_kept_ring(ring);
+	return NULL;
+}
 
-	test_shm_mq_ring_attach_queues(ring);
-	if (test_shm_mq_report_kept_ring_loss(ring))
-	{
-		test_shm_mq_ring_release(ring);
-		return NULL;
-	}
+/*
+ * Report, with a NOTICE, that a kept ring lost a worker while it was idle,
+ * saying what became of the worker that went first.  Returns false, saying
+ * nothing, if it did not.
+ */
+static bool
+report_loss(test_shm_mq_ring *ring)
+{
+	bool		silent;
+	char	   *loss;
 
-	return ring;
+	loss = test_shm_mq_worker_departure(ring,
+										test_shm_mq_state_lost_worker(ring->header),
+										&silent);
+	if (loss == NULL)
+		return false;
+	ereport(NOTICE,
+			(errmsg_plural("kept ring of %d worker was lost, starting a new one",
+						   "kept ring of %d workers was lost, starting a new one",
+						   ring->nworkers, ring->nworkers),
+			 errdetail_internal("%s", loss),
+			 silent ? test_shm_mq_errhint_silent_exit() : 0));
+	return true;
 }
 
 /*
@@ -337,9 +395,32 @@ keep_ring(test_shm_mq_ring *ring, Oid keeper_function)
 
 	detach_leader(ring);
 	MemoryContextSetParent(ring->context, TopMemoryContext);
-	ring->kept_subid = GetCurrentSubTransactionId();
-	ring->keeper_function = keeper_function;
+	ring->kept->subid = GetCurrentSubTransactionId();
+	ring->kept->keeper_function = keeper_function;
 	kept_ring = ring;
+}
+
+/*
+ * Take down a ring that was kept: attach again if need be, close it, taking
+ * over the pin of a worker that lost it, give back its tickets, and release
+ * it, which waits until its workers have exited.  If the segment is gone,
+ * its workers have all left it, and only their exits are waited for.
+ *
+ * Interrupts are held throughout: an interrupt between attaching and
+ * releasing would leave the workers to an abort that no longer knows them.
+ */
+static void
+end_kept_ring(test_shm_mq_ring *ring)
+{
+	HOLD_INTERRUPTS();
+	if (ring->segment == NULL)
+		(void) test_shm_mq_ring_attach(ring);
+	if (ring->segment != NULL && test_shm_mq_state_end_kept(ring->header))
+		dsm_unpin_segment(ring->handle);
+	test_shm_mq_kept_tickets_give_back(ring->kept->tickets,
+									   &ring->kept->ntickets);
+	test_shm_mq_ring_release(ring);
+	RESUME_INTERRUPTS();
 }
 
 /*
@@ -357,23 +438,23 @@ kept_ring_xact_callback(XactEvent event, void *arg)
 	if (event == XACT_EVENT_PRE_COMMIT || event == XACT_EVENT_PRE_PREPARE)
 	{
 		if (!wanted_after_commit(kept_ring))
-			(void) test_shm_mq_release_kept_ring();
+			(void) test_shm_mq_keep_release();
 		return;
 	}
 
-	if (kept_ring->kept_subid == InvalidSubTransactionId)
+	if (kept_ring->kept->subid == InvalidSubTransactionId)
 		return;
 
 	switch (event)
 	{
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
-			(void) test_shm_mq_release_kept_ring();
+			(void) test_shm_mq_keep_release();
 			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PREPARE:
-			kept_ring->kept_subid = InvalidSubTransactionId;
+			kept_ring->kept->subid = InvalidSubTransactionId;
 			break;
 		default:
 			break;
@@ -388,16 +469,16 @@ static void
 kept_ring_subxact_callback(SubXactEvent event, SubTransactionId subid,
 						   SubTransactionId parent_subid, void *arg)
 {
-	if (kept_ring == NULL || kept_ring->kept_subid != subid)
+	if (kept_ring == NULL || kept_ring->kept->subid != subid)
 		return;
 
 	switch (event)
 	{
 		case SUBXACT_EVENT_ABORT_SUB:
-			(void) test_shm_mq_release_kept_ring();
+			(void) test_shm_mq_keep_release();
 			break;
 		case SUBXACT_EVENT_COMMIT_SUB:
-			kept_ring->kept_subid = parent_subid;
+			kept_ring->kept->subid = parent_subid;
 			break;
 		default:
 			break;
@@ -410,5 +491,5 @@ kept_ring_subxact_callback(SubXactEvent event, SubTransactionId subid,
 static void
 kept_ring_at_exit(int code, Datum arg)
 {
-	(void) test_shm_mq_release_kept_ring();
+	(void) test_shm_mq_keep_release();
 }

@@ -139,8 +139,8 @@ read_layout(int64 queue_size, int nworkers)
 								   TEST_SHM_MQ_WAIT_BLOCK);
 	base = (char *) dsm_segment_address(ring->segment);
 
-	/* Keys run from 0 to 2N + 2; add the table of contents and free space. */
-	nkeys = 2 * nworkers + 3;
+	/* Every key, then the table of contents and any free space. */
+	nkeys = TEST_SHM_MQ_KEYS(nworkers);
 	result = palloc(sizeof(layout));
 	result->rows = palloc0(sizeof(layout_row) * (nkeys + 2));
 	result->nrows = 0;

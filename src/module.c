@@ -18,11 +18,12 @@
 #include <limits.h>
 
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "postmaster/postmaster.h"
 #include "utils/guc.h"
 
+#include "cluster_state.h"
 #include "test_shm_mq_ext.h"
-#include "wait.h"
 
 TEST_SHM_MQ_MODULE_MAGIC;
 
@@ -127,4 +128,7 @@ _PG_init(void)
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("test_shm_mq_ext");
+
+	if (process_shared_preload_libraries_in_progress)
+		test_shm_mq_cluster_preload();
 }

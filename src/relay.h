@@ -18,7 +18,6 @@
 #include "storage/shm_toc.h"
 
 #include "test_shm_mq_ext.h"
-#include "wait.h"
 
 /* What the relay loop needs to know. */
 typedef struct test_shm_mq_relay
@@ -34,7 +33,7 @@ typedef struct test_shm_mq_relay
 	test_shm_mq_waiter waiter;
 	bool		batch;			/* hold small messages back, see
 								 * test_shm_mq_relay_messages() */
-	bool		idle;			/* reported idle, the ring being kept */
+	bool		idle;			/* reported idle: the ring has no call */
 } test_shm_mq_relay;
 
 extern void test_shm_mq_relay_start(test_shm_mq_relay *relay,

@@ -1,9 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * release.c
- *		The last step of a round trip, and the only way a ring is taken
- *		down: close it, wake its workers, wait (for a bounded time) until
- *		every one has exited, and let the segment go.
+ *		The last step of a round trip, on the leader's side: close the ring,
+ *		wake its workers, wait (for a bounded time) until every one has
+ *		exited, and let the segment go.
  *
  * Cleanup follows the segment.  It belongs to the current resource owner, so
  * an error or cancel anywhere detaches it, and so does
@@ -16,11 +16,11 @@
  * that outlives even that is reported and left; the wait is bounded, because
  * during an abort it cannot be interrupted.
  *
- * A ring kept between calls (keep.c) is held by its workers alone: the
- * leader detaches from its segment with the callback cancelled, and attaches
- * again by handle for the next call (setup.c).  The leader's queue handles
- * therefore do not belong to the segment: detaching must not tell the
- * workers the queues are gone.  The ring's state tells them when it is over.
+ * The leader's queue handles do not belong to the segment, so detaching
+ * does not tell the workers the queues are gone: the ring's state does.
+ * That lets a leader detach without taking the ring down (keep.h), with the
+ * callback cancelled; and a worker may also close a ring itself
+ * (ring_state.c), leaving the leader only their exits to wait for.
  *
  * IDENTIFICATION
  *		src/release.c
@@ -63,36 +63,27 @@ static void terminate_workers(test_shm_mq_ring *ring);
 static void report_lingering_workers(test_shm_mq_ring *ring);
 
 /*
- * Take a ring down and free the leader's memory: after a successful call, or
- * when a kept ring is given up.
+ * Take a ring down and free the leader's memory.
  *
- * Detaching the segment runs take_down_on_detach(), so on return every
- * worker has exited.  The leader of a kept ring first attaches again to
- * close it; if the segment is already gone, its workers have left it or are
- * leaving, and only their exits are waited for.  Should attaching fail, the
- * ring is untouched, and the current resource owner, whatever
- * (sub)transaction or exit this runs in, drops what the attempt left.
- * Interrupts are held throughout: the wait is short and bounded, and an
- * interrupt in the middle of it would leave the workers to an abort that no
- * longer knows them.
+ * If the leader is attached, detaching the segment runs
+ * take_down_on_detach(), so on return every worker has exited.  If not, the
+ * segment is gone: its workers have left it and are exiting, and only their
+ * exits are waited for.  Interrupts are held throughout: the wait is short
+ * and bounded, and an interrupt in the middle of it would leave the workers
+ * to an abort that no longer knows them.
  */
 void
 test_shm_mq_ring_release(test_shm_mq_ring *ring)
 {
 	HOLD_INTERRUPTS();
 
-	if (ring->segment == NULL && ring->workers != NULL &&
-		!test_shm_mq_ring_attach(ring))
-	{
-		wait_for_workers_to_exit(ring);
-		test_shm_mq_kept_tickets_give_back(ring);
-	}
 	if (ring->segment != NULL)
 	{
-		test_shm_mq_area_detach(ring);
 		dsm_detach(ring->segment);
 		ring->segment = NULL;
 	}
+	else if (ring->workers != NULL)
+		wait_for_workers_to_exit(ring);
 
 	RESUME_INTERRUPTS();
 
@@ -101,8 +92,8 @@ test_shm_mq_ring_release(test_shm_mq_ring *ring)
 
 /*
  * From now on, detaching segment takes the ring's workers down with it.
- * Called as the ring's first worker is registered, and as the leader
- * attaches again to a kept ring.
+ * Called as the ring's first worker is registered, and as a leader attaches
+ * again to a ring it left up.
  */
 void
 test_shm_mq_ring_take_down_on_detach(test_shm_mq_ring *ring,
@@ -113,7 +104,7 @@ test_shm_mq_ring_take_down_on_detach(test_shm_mq_ring *ring,
 
 /*
  * Undo test_shm_mq_ring_take_down_on_detach(): the leader is about to
- * detach from a ring it keeps, leaving the workers running.
+ * detach from a ring it leaves up, its workers running.
  */
 void
 test_shm_mq_ring_leave_up_on_detach(test_shm_mq_ring *ring)
@@ -129,9 +120,7 @@ test_shm_mq_ring_leave_up_on_detach(test_shm_mq_ring *ring)
  * It runs when the leader detaches the segment, after a successful call or
  * during the abort of a failed one, and at the latest when the leader's
  * process exits.  It must not fail, and during an abort it cannot be
- * interrupted, so every wait in it is bounded.  A segment that a lost
- * worker pinned is unpinned here, so that our detach destroys it, and any
- * kept-worker tickets go back.
+ * interrupted, so every wait in it is bounded.
  */
 static void
 take_down_on_detach(dsm_segment *segment, Datum arg)
@@ -140,10 +129,6 @@ take_down_on_detach(dsm_segment *segment, Datum arg)
 
 	close_ring(ring);
 	wait_for_workers_to_exit(ring);
-	test_shm_mq_kept_tickets_give_back(ring);
-
-	if (test_shm_mq_state_lost_worker(ring->header, true) != 0)
-		dsm_unpin_segment(ring->handle);
 }
 
 /*

@@ -7,7 +7,7 @@
  * With test_shm_mq_ext.ring_keepalive at 0, the default, every call builds
  * its ring (segment.c, setup.c) and takes it down (release.c).  With a
  * keepalive, a successful call may leave its ring up for the session's next
- * call of the same shape (keep.c).  Either way the call sees only these two
+ * call of the same shape (keep.h).  Either way the call sees only these two
  * functions.
  *
  * IDENTIFICATION
@@ -17,7 +17,7 @@
  */
 #include "postgres.h"
 
-#include "ring.h"
+#include "keep.h"
 
 /*
  * A ring for one call: the kept ring, if it has the call's shape and is still
@@ -32,9 +32,9 @@ test_shm_mq_ring_acquire(int64 queue_size, int nworkers,
 	test_shm_mq_ring *ring;
 
 	/* A call with an invalid queue size must not cost the session its ring. */
-	(void) test_shm_mq_segment_size(queue_size, nworkers);
+	test_shm_mq_check_queue_size(queue_size, nworkers);
 
-	ring = test_shm_mq_claim_kept_ring(queue_size, nworkers, strategy);
+	ring = test_shm_mq_keep_claim(queue_size, nworkers, strategy);
 	if (ring != NULL)
 		return ring;
 
@@ -45,11 +45,11 @@ test_shm_mq_ring_acquire(int64 queue_size, int nworkers,
 
 /*
  * End a successful call of the SQL function keeper_function: keep its ring
- * if it may be kept (keep.c), otherwise take it down.
+ * if it may be kept (keep.h), otherwise take it down.
  */
 void
 test_shm_mq_ring_done(test_shm_mq_ring *ring, Oid keeper_function)
 {
-	if (!test_shm_mq_keep_ring(ring, keeper_function))
+	if (!test_shm_mq_keep_offer(ring, keeper_function))
 		test_shm_mq_ring_release(ring);
 }

@@ -17,10 +17,8 @@
 #include "storage/dsm.h"
 #include "storage/shm_mq.h"
 #include "storage/shm_toc.h"
-#include "utils/dsa.h"
 
 #include "test_shm_mq_ext.h"
-#include "wait.h"
 
 /*
  * Everything the leader keeps about one ring.  It lives in its own memory
@@ -49,14 +47,11 @@ typedef struct test_shm_mq_ring
 	dsm_segment *segment;
 	shm_toc    *toc;
 	test_shm_mq_header *header;
-	dsa_area   *area;			/* while a call sends by reference, in
-								 * call_context (area.c) */
-	Size		area_bound;		/* the bytes in flight its limit allows */
 
 	/* Set by test_shm_mq_ring_start(). */
 	BackgroundWorkerHandle **workers;	/* by worker number - 1; NULL once
 										 * the worker has stopped */
-	bool		workers_ready;	/* all workers attached their queues */
+	bool		all_workers_ready;	/* every worker attached its queues */
 
 	/* Set for each call, in call_context. */
 	shm_mq_handle *send_queue;	/* leader -> worker 1 (or itself) */
@@ -65,30 +60,12 @@ typedef struct test_shm_mq_ring
 									 * worker has detached */
 	test_shm_mq_waiter waiter;	/* how the leader waits on this ring */
 
-	/* Who owns it: only a call from this role may claim it. */
+	/* Who owns it: only a call from this role may use it again. */
 	Oid			owner_role;
 
-	/* While kept. */
-	SubTransactionId kept_subid;	/* the (sub)transaction whose rollback
-									 * takes it down */
-	Oid			keeper_function;	/* the SQL function whose call kept it:
-									 * gone, or no longer executable by
-									 * owner_role, takes the ring down */
-
-	/* Kept-worker tickets held (cluster.c), by number. */
-	int		   *tickets;		/* nworkers entries */
-	int			ntickets;
+	/* While kept between calls: keep.c's, which alone reads it. */
+	struct test_shm_mq_kept *kept;
 } test_shm_mq_ring;
-
-/*
- * What travels the queues in place of a message sent without copies: where
- * the leader put it in the ring's area, and how long it is (area.c).
- */
-typedef struct test_shm_mq_reference
-{
-	dsa_pointer payload;
-	Size		nbytes;
-} test_shm_mq_reference;
 
 /*
  * The round trip, file by file, in the order a call meets them.
@@ -103,6 +80,7 @@ extern void test_shm_mq_ring_done(test_shm_mq_ring *ring,
 
 /* segment.c: size, create and lay out the segment */
 extern void test_shm_mq_check_worker_count(int nworkers, int min_workers);
+extern void test_shm_mq_check_queue_size(int64 queue_size, int nworkers);
 extern Size test_shm_mq_segment_size(int64 queue_size, int nworkers);
 extern test_shm_mq_ring *test_shm_mq_ring_create(int64 queue_size,
 												 int nworkers,
@@ -112,7 +90,7 @@ extern test_shm_mq_ring *test_shm_mq_ring_create(int64 queue_size,
 extern void test_shm_mq_ring_start(test_shm_mq_ring *ring);
 extern bool test_shm_mq_ring_attach(test_shm_mq_ring *ring);
 extern void test_shm_mq_ring_attach_queues(test_shm_mq_ring *ring);
-extern Oid	test_shm_mq_worker_role(void);
+extern void test_shm_mq_ring_detach_queues(test_shm_mq_ring *ring);
 
 /* messages.c: the leader's message loops */
 extern void test_shm_mq_check_repeat_count(int repeat_count);
@@ -123,25 +101,14 @@ extern void test_shm_mq_pipeline(test_shm_mq_ring *ring, Size message_size,
 								 bool verify);
 extern void test_shm_mq_idle(test_shm_mq_ring *ring, int milliseconds);
 
-/* area.c: large messages, sent by reference */
-extern bool test_shm_mq_zero_copy(Size message_size);
-extern Size test_shm_mq_zero_copy_bound(test_shm_mq_ring *ring,
-										Size message_size);
+/* area.c: the chunk of the segment that messages by reference use */
 extern Size test_shm_mq_area_size(void);
-extern void test_shm_mq_area_open(test_shm_mq_ring *ring, Size bound);
-extern void test_shm_mq_area_detach(test_shm_mq_ring *ring);
-extern bool test_shm_mq_area_put(test_shm_mq_ring *ring, Size nbytes,
-								 const char *data, int in_flight,
-								 test_shm_mq_reference *reference);
-extern const char *test_shm_mq_area_get(test_shm_mq_ring *ring, Size nbytes,
-										const void *data,
-										const test_shm_mq_reference *expected);
-extern void test_shm_mq_area_free(test_shm_mq_ring *ring,
-								  const test_shm_mq_reference *reference);
 
 /* worker_reports.c: the workers' error queues, read by the leader */
 extern void test_shm_mq_forward_worker_errors(test_shm_mq_ring *ring);
-extern bool test_shm_mq_report_kept_ring_loss(test_shm_mq_ring *ring);
+extern char *test_shm_mq_worker_departure(test_shm_mq_ring *ring,
+										  int known_worker, bool *silent);
+extern int	test_shm_mq_errhint_silent_exit(void);
 pg_noreturn extern void test_shm_mq_ring_broken(test_shm_mq_ring *ring,
 												bool sending);
 pg_noreturn extern void test_shm_mq_worker_failed_to_start(test_shm_mq_ring *ring,
@@ -152,19 +119,5 @@ extern void test_shm_mq_ring_release(test_shm_mq_ring *ring);
 extern void test_shm_mq_ring_take_down_on_detach(test_shm_mq_ring *ring,
 												 dsm_segment *segment);
 extern void test_shm_mq_ring_leave_up_on_detach(test_shm_mq_ring *ring);
-
-/* keep.c: keep the ring between calls */
-extern test_shm_mq_ring *test_shm_mq_claim_kept_ring(int64 queue_size,
-													 int nworkers,
-													 test_shm_mq_wait_strategy strategy);
-extern bool test_shm_mq_keep_ring(test_shm_mq_ring *ring,
-								  Oid keeper_function);
-extern bool test_shm_mq_release_kept_ring(void);
-
-/* cluster.c: what kept rings share across sessions */
-extern bool test_shm_mq_kept_tickets_take(test_shm_mq_ring *ring);
-extern void test_shm_mq_kept_tickets_give_back(test_shm_mq_ring *ring);
-extern void test_shm_mq_slot_wait_announce(bool *announced);
-extern void test_shm_mq_slot_wait_end(bool *announced);
 
 #endif							/* TEST_SHM_MQ_EXT_RING_H */

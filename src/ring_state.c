@@ -3,7 +3,7 @@
  * ring_state.c
  *		Where a ring is in its life, and every move between states, for the
  *		leader and the workers alike.  No other file writes the header's
- *		state, keep_until, workers_ready, lost_worker or worker slots.
+ *		state, keep_until, ready_workers, lost_worker or workers.
  *
  * A ring is OPEN while it is set up and while a call uses it.  With
  * test_shm_mq_ext.ring_keepalive set, a successful call leaves it KEPT: the
@@ -12,10 +12,11 @@
  * time, the first worker to wake after keep_until closes it (it expires).  A
  * worker woken because another session waits for a worker slot closes it
  * too (it stands down).  A worker that leaves a KEPT ring before keep_until
- * for any other reason, an error or a signal, marks it LOST, naming itself,
- * and pins the segment, so that its error report is still there when the
- * leader's next call comes to read it; the leader unpins it as it takes the
- * ring down.  Only OPEN -> KEPT -> OPEN can happen more than once.
+ * for any other reason, an error or a signal, pins the segment and marks the
+ * ring LOST, naming itself, so that its error report is still there when the
+ * leader's next call comes to read it; the leader, ending the kept ring,
+ * takes the pin over and unpins it.  Only OPEN -> KEPT -> OPEN can happen
+ * more than once.
  *
  *                         keep [L]
  *           +-------------------------------------+
@@ -24,7 +25,7 @@
  *  ------>  |  ^                                  |                        |
  *           |  join [W], only while OPEN          | expire [W]             |
  *           |                                     | stand down [W]         |
- *           | close [L]                           | close [L]              | close [L]
+ *           | close [L]                           | close, end [L]         | end [L]
  *           v                                     v                        |
  *         CLOSED <--------------------------------+------------------------+
  *
@@ -78,7 +79,7 @@ void
 test_shm_mq_state_count_ready(test_shm_mq_header *header)
 {
 	SpinLockAcquire(&header->mutex);
-	header->workers_ready++;
+	header->ready_workers++;
 	SpinLockRelease(&header->mutex);
 	SetLatch(&header->leader->procLatch);
 }
@@ -87,12 +88,12 @@ test_shm_mq_state_count_ready(test_shm_mq_header *header)
  * [L] How many workers have counted themselves ready.
  */
 int
-test_shm_mq_state_workers_ready(test_shm_mq_header *header)
+test_shm_mq_state_ready_workers(test_shm_mq_header *header)
 {
 	int			ready;
 
 	SpinLockAcquire(&header->mutex);
-	ready = header->workers_ready;
+	ready = header->ready_workers;
 	SpinLockRelease(&header->mutex);
 	return ready;
 }
@@ -123,7 +124,8 @@ test_shm_mq_state_keep(test_shm_mq_header *header, TimestampTz keep_until)
 
 /*
  * claim [L]: open a kept ring for the next call.  Returns the state found;
- * only if that is TEST_SHM_MQ_RING_KEPT is the ring now OPEN.
+ * only if that is TEST_SHM_MQ_RING_KEPT is the ring now OPEN, and a worker
+ * that was about to mark it lost will not (see test_shm_mq_state_lose()).
  */
 uint32
 test_shm_mq_state_claim(test_shm_mq_header *header)
@@ -133,9 +135,30 @@ test_shm_mq_state_claim(test_shm_mq_header *header)
 	SpinLockAcquire(&header->mutex);
 	state = pg_atomic_read_u32(&header->state);
 	if (state == TEST_SHM_MQ_RING_KEPT)
+	{
 		pg_atomic_write_u32(&header->state, TEST_SHM_MQ_RING_OPEN);
+		header->lost_worker = 0;
+	}
 	SpinLockRelease(&header->mutex);
 	return state;
+}
+
+/*
+ * end [L]: close a ring that was kept, before taking it down.  Returns true
+ * if it was LOST: the worker that marked it so had pinned the segment
+ * first, and the caller is to unpin it.  Only this move leaves LOST, so the
+ * pin is handed over once.
+ */
+bool
+test_shm_mq_state_end_kept(test_shm_mq_header *header)
+{
+	bool		lost;
+
+	SpinLockAcquire(&header->mutex);
+	lost = pg_atomic_read_u32(&header->state) == TEST_SHM_MQ_RING_LOST;
+	pg_atomic_write_u32(&header->state, TEST_SHM_MQ_RING_CLOSED);
+	SpinLockRelease(&header->mutex);
+	return lost;
 }
 
 /*
@@ -182,47 +205,65 @@ test_shm_mq_state_stand_down(test_shm_mq_header *header)
 }
 
 /*
- * lose [W]: we are leaving a ring that is still kept.  Before keep_until
- * that means something went wrong with us: mark the ring LOST, naming us,
- * and return true, for the caller to pin the segment so that our error
- * report outlives us.  After keep_until the ring only expires.
+ * [W] We are leaving a ring that is still kept.  Before keep_until that
+ * means something went wrong with us, and the ring is to be marked LOST.
+ * Returns true if we are to do that: the caller pins the segment, so that
+ * our error report outlives us, then calls test_shm_mq_state_lose().  Only
+ * one worker is given the pin to take; after keep_until the ring only
+ * expires.
  */
 bool
-test_shm_mq_state_lose(test_shm_mq_header *header, int worker_number,
-					   TimestampTz now)
+test_shm_mq_state_about_to_lose(test_shm_mq_header *header,
+								int worker_number, TimestampTz now)
+{
+	bool		losing = false;
+
+	SpinLockAcquire(&header->mutex);
+	if (pg_atomic_read_u32(&header->state) == TEST_SHM_MQ_RING_KEPT)
+	{
+		if (now >= header->keep_until)
+			pg_atomic_write_u32(&header->state, TEST_SHM_MQ_RING_CLOSED);
+		else if (header->lost_worker == 0)
+		{
+			header->lost_worker = worker_number;
+			losing = true;
+		}
+	}
+	SpinLockRelease(&header->mutex);
+	return losing;
+}
+
+/*
+ * lose [W]: with the segment pinned, mark the ring LOST.  Returns false if
+ * it is no longer KEPT, the leader having claimed it or someone having
+ * closed it meanwhile: the caller then unpins.  So a LOST ring's segment is
+ * always pinned.
+ */
+bool
+test_shm_mq_state_lose(test_shm_mq_header *header)
 {
 	bool		lost = false;
 
 	SpinLockAcquire(&header->mutex);
 	if (pg_atomic_read_u32(&header->state) == TEST_SHM_MQ_RING_KEPT)
 	{
-		if (now < header->keep_until)
-		{
-			pg_atomic_write_u32(&header->state, TEST_SHM_MQ_RING_LOST);
-			header->lost_worker = worker_number;
-			lost = true;
-		}
-		else
-			pg_atomic_write_u32(&header->state, TEST_SHM_MQ_RING_CLOSED);
+		pg_atomic_write_u32(&header->state, TEST_SHM_MQ_RING_LOST);
+		lost = true;
 	}
 	SpinLockRelease(&header->mutex);
 	return lost;
 }
 
 /*
- * [L] The worker that left a kept ring, or 0 if none has.  With forget set,
- * clear it too: a worker that left a kept ring pinned the segment, and the
- * caller, having taken the ring down, must unpin it.
+ * [L] The worker that left a kept ring, or 0 if none has.
  */
 int
-test_shm_mq_state_lost_worker(test_shm_mq_header *header, bool forget)
+test_shm_mq_state_lost_worker(test_shm_mq_header *header)
 {
 	int			lost_worker;
 
 	SpinLockAcquire(&header->mutex);
 	lost_worker = header->lost_worker;
-	if (forget)
-		header->lost_worker = 0;
 	SpinLockRelease(&header->mutex);
 	return lost_worker;
 }
@@ -255,15 +296,15 @@ test_shm_mq_state_peek(test_shm_mq_header *header)
  * What the ring holds about a worker: its PID and PGPROC, 0 and NULL if it
  * has not joined.
  */
-test_shm_mq_worker_slot
+test_shm_mq_worker_process
 test_shm_mq_state_worker(test_shm_mq_header *header, int worker_number)
 {
-	test_shm_mq_worker_slot slot;
+	test_shm_mq_worker_process process;
 
 	SpinLockAcquire(&header->mutex);
-	slot = header->workers[worker_number - 1];
+	process = header->workers[worker_number - 1];
 	SpinLockRelease(&header->mutex);
-	return slot;
+	return process;
 }
 
 /*

@@ -72,24 +72,22 @@ test_shm_mq_check_worker_count(int nworkers, int min_workers)
 }
 
 /*
- * The exact number of bytes a ring of nworkers workers with queues of
- * queue_size bytes asks dsm_create() for.
+ * Check a queue size given at the SQL level, for a ring of nworkers workers.
  *
- * This is also where the queue size is checked, since a size is only too
- * large for a given number of queues.  Data queues are the only chunks whose
- * size the caller chooses, and each is rounded up to a multiple of
- * ALIGNOF_BUFFER, as is everything else; so the segment takes what the rest
- * of it takes, with zero-sized data queues, plus nworkers + 1 aligned queues.
- * That gives the largest queue size that fits, which is checked before the
- * estimator is asked for the whole, so that nothing can overflow.
+ * A size is only too large for a given number of queues.  Data queues are
+ * the only chunks whose size the caller chooses, and each is rounded up to a
+ * multiple of ALIGNOF_BUFFER, as is everything else; so the segment takes
+ * what the rest of it takes, with zero-sized data queues, plus nworkers + 1
+ * aligned queues.  That gives the largest queue size that fits, which is
+ * checked before the estimator is asked for the whole, so that nothing can
+ * overflow.
  */
-Size
-test_shm_mq_segment_size(int64 queue_size, int nworkers)
+void
+test_shm_mq_check_queue_size(int64 queue_size, int nworkers)
 {
 	shm_toc_estimator estimator;
 	Size		fixed_size;
 	uint64		max_queue_size;
-	Size		segment_size;
 
 	if (queue_size < 0 || (uint64) queue_size < shm_mq_minimum_size)
 		ereport(ERROR,
@@ -109,13 +107,23 @@ test_shm_mq_segment_size(int64 queue_size, int nworkers)
 								  "With %d workers, the largest queue size is %llu bytes.",
 								  nworkers, nworkers,
 								  (unsigned long long) max_queue_size)));
+}
 
+/*
+ * The exact number of bytes a ring of nworkers workers with queues of
+ * queue_size bytes asks dsm_create() for; fails if the queue size is
+ * invalid.
+ */
+Size
+test_shm_mq_segment_size(int64 queue_size, int nworkers)
+{
+	shm_toc_estimator estimator;
+	Size		segment_size;
+
+	test_shm_mq_check_queue_size(queue_size, nworkers);
 	estimate_segment(&estimator, (Size) queue_size, nworkers);
 	segment_size = shm_toc_estimate(&estimator);
-	Assert(segment_size ==
-		   fixed_size + ((Size) nworkers + 1) * BUFFERALIGN(queue_size));
 	Assert(segment_size <= MAX_SEGMENT_SIZE);
-
 	return segment_size;
 }
 
@@ -126,7 +134,7 @@ static Size
 header_size(int nworkers)
 {
 	return add_size(offsetof(test_shm_mq_header, workers),
-					mul_size(nworkers, sizeof(test_shm_mq_worker_slot)));
+					mul_size(nworkers, sizeof(test_shm_mq_worker_process)));
 }
 
 /*
@@ -148,7 +156,7 @@ estimate_segment(shm_toc_estimator *estimator, Size queue_size, int nworkers)
 		shm_toc_estimate_chunk(estimator, TEST_SHM_MQ_ERROR_QUEUE_SIZE);
 	shm_toc_estimate_chunk(estimator, test_shm_mq_area_size());
 
-	shm_toc_estimate_keys(estimator, 1 + (nworkers + 1) + nworkers + 1);
+	shm_toc_estimate_keys(estimator, TEST_SHM_MQ_KEYS(nworkers));
 }
 
 /*
@@ -208,10 +216,7 @@ new_ring(int64 queue_size, int nworkers, test_shm_mq_wait_strategy strategy,
 	ring->spin_budget_us = test_shm_mq_spin_budget_us;
 	ring->segment_size = segment_size;
 	ring->ring_number = next_ring_number++;
-	ring->kept_subid = InvalidSubTransactionId;
 	ring->owner_role = GetUserId();
-	ring->tickets = MemoryContextAllocZero(context,
-										   mul_size(nworkers, sizeof(int)));
 	return ring;
 }
 
@@ -228,19 +233,17 @@ init_header(test_shm_mq_ring *ring)
 	header = shm_toc_allocate(ring->toc, header_size(nworkers));
 	SpinLockInit(&header->mutex);
 	header->workers_total = nworkers;
-	header->leader = MyProc;
 	header->leader_pid = MyProcPid;
+	header->leader = MyProc;
 	header->ring_number = ring->ring_number;
-	header->wait_strategy = ring->strategy;
-	header->spin_budget_us = ring->spin_budget_us;
-	header->online_cpus = test_shm_mq_online_cpus();
+	test_shm_mq_wait_shared_init(&header->wait, ring->strategy,
+								 ring->spin_budget_us);
 	pg_atomic_init_u32(&header->state, TEST_SHM_MQ_RING_OPEN);
-	pg_atomic_init_u64(&header->sleep_until, 0);
 	header->keep_until = 0;
-	header->workers_ready = 0;
+	header->ready_workers = 0;
 	header->lost_worker = 0;
 	memset(header->workers, 0,
-		   mul_size(nworkers, sizeof(test_shm_mq_worker_slot)));
+		   mul_size(nworkers, sizeof(test_shm_mq_worker_process)));
 	shm_toc_insert(ring->toc, TEST_SHM_MQ_KEY_HEADER, header);
 	ring->header = header;
 }

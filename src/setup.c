@@ -4,14 +4,15 @@
  *		The second step of a round trip, on the leader's side: register one
  *		background worker per ring position, waiting for free slots where
  *		allowed, attach the leader's queues, and wait until every worker has
- *		attached its own.  Also attaching again to a kept ring's segment.
+ *		attached its own.  Also attaching again to the segment of a ring the
+ *		leader left up.
  *
  * From the first registration on, the segment's detach callback
  * (release.c) takes the workers down with it, whether the call succeeds or
  * fails.  The queues are attached with the workers' handles, so that a
  * worker that dies, before it has attached its end or after, shows up as a
  * detached queue rather than a hang; they are not attached to the segment,
- * since a kept ring's leader detaches without taking the ring down.
+ * so that a leader can detach without taking the ring down (release.c).
  *
  * IDENTIFICATION
  *		src/setup.c
@@ -29,7 +30,7 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
-#include "ring.h"
+#include "keep.h"
 
 /* How often to look again for a free worker slot while allowed to wait. */
 #define SLOT_POLL_INTERVAL_MS	10
@@ -43,12 +44,11 @@
  */
 #define REGISTRATION_LOCK_KEY1	0x74736d71	/* "tsmq" */
 #define REGISTRATION_LOCK_KEY2	0x72696e67	/* "ring" */
-#define REGISTRATION_LOCK_FIELD4	3	/* SQL-level advisory locks use 1 and 2;
-										 * cluster.c uses 4 and 5 */
+#define REGISTRATION_LOCK_FIELD4	3	/* SQL-level advisory locks use 1 and 2 */
 
 /*
  * A wait for worker slots, or for the registration lock: when it began, and
- * whether we have told other sessions that we wait (cluster.c).
+ * whether we have told other sessions that we wait (keep.h).
  */
 typedef struct slot_wait
 {
@@ -65,6 +65,7 @@ static BackgroundWorkerHandle *register_worker(BackgroundWorker *worker,
 static bool wait_for_slot(slot_wait *wait);
 pg_noreturn static void report_no_free_slot(int worker_number, int nworkers,
 											 bool registration_busy);
+static Oid	worker_role(void);
 static void wait_for_workers_ready(test_shm_mq_ring *ring);
 static void check_workers_alive(test_shm_mq_ring *ring);
 pg_noreturn static void postmaster_died(void);
@@ -81,7 +82,7 @@ test_shm_mq_ring_start(test_shm_mq_ring *ring)
 {
 	MemoryContext oldcontext;
 
-	/* The workers' handles live as long as the ring, kept or not. */
+	/* The workers' handles live as long as the ring, across calls too. */
 	oldcontext = MemoryContextSwitchTo(ring->context);
 	ring->workers = palloc0(mul_size(ring->nworkers,
 									 sizeof(BackgroundWorkerHandle *)));
@@ -128,16 +129,29 @@ test_shm_mq_ring_attach_queues(test_shm_mq_ring *ring)
 										 false),
 						  NULL, ring->workers[worker - 1]);
 
-	MemoryContextSwitchTo(oldcontext);
+	test_shm_mq_waiter_init(&ring->waiter, &ring->header->wait, nworkers + 1,
+							true);
 
-	test_shm_mq_waiter_init(&ring->waiter, ring->strategy,
-							ring->spin_budget_us, nworkers + 1,
-							ring->header->online_cpus,
-							&ring->header->sleep_until, true);
+	MemoryContextSwitchTo(oldcontext);
 }
 
 /*
- * Attach the leader again to a kept ring's segment, by its handle.
+ * Let go of what test_shm_mq_ring_attach_queues() made, before the leader
+ * detaches from a ring it leaves up.  The queues themselves stay attached
+ * at the workers' ends.
+ */
+void
+test_shm_mq_ring_detach_queues(test_shm_mq_ring *ring)
+{
+	MemoryContextReset(ring->call_context);
+	ring->send_queue = NULL;
+	ring->receive_queue = NULL;
+	ring->error_queues = NULL;
+}
+
+/*
+ * Attach the leader again, by its handle, to the segment of a ring it left
+ * up.
  *
  * Returns false, attached to nothing, if the segment is gone (its workers
  * have all left) or the handle now names another segment.  Otherwise the
@@ -200,7 +214,7 @@ register_workers(test_shm_mq_ring *ring)
 
 	fill_in_worker(&worker, ring);
 	memset(&args, 0, sizeof(args));
-	args.user_id = test_shm_mq_worker_role();
+	args.user_id = worker_role();
 	args.leader_pid = MyProcPid;
 	args.ring_number = ring->ring_number;
 
@@ -231,7 +245,7 @@ register_workers(test_shm_mq_ring *ring)
 			register_worker(&worker, worker_number, ring->nworkers, &wait);
 	}
 
-	test_shm_mq_slot_wait_end(&wait.announced);
+	test_shm_mq_keep_end_slot_wait(&wait.announced);
 	if (serialize)
 		LockRelease(&tag, ExclusiveLock, false);
 }
@@ -266,8 +280,8 @@ fill_in_worker(BackgroundWorker *worker, test_shm_mq_ring *ring)
  * workers connect as the session user instead, or, should that not log in
  * either (after SET SESSION AUTHORIZATION), as the authenticated user.
  */
-Oid
-test_shm_mq_worker_role(void)
+static Oid
+worker_role(void)
 {
 	Oid			candidates[2];
 	int			i;
@@ -341,8 +355,8 @@ report_no_free_slot(int worker_number, int nworkers, bool registration_busy)
  * The wait is counted from the first call for this ring.  Returns false,
  * without sleeping, once test_shm_mq_ext.worker_slot_wait is used up; with the
  * setting at zero that is at once.  No one tells us when a slot frees up, so
- * we poll; each time, we tell other sessions' idle kept rings that we wait,
- * so that they stand down (cluster.c).
+ * we poll; each time, we tell other sessions' idle rings that we wait, so
+ * that they stand down (keep.h).
  */
 static bool
 wait_for_slot(slot_wait *wait)
@@ -359,7 +373,7 @@ wait_for_slot(slot_wait *wait)
 	if (waited_ms >= test_shm_mq_worker_slot_wait)
 		return false;
 
-	test_shm_mq_slot_wait_announce(&wait->announced);
+	test_shm_mq_keep_announce_slot_wait(&wait->announced);
 	sleep_ms = Min(SLOT_POLL_INTERVAL_MS,
 				   (long) (test_shm_mq_worker_slot_wait - waited_ms) + 1);
 	test_shm_mq_sleep(TEST_SHM_MQ_WAIT_EVENT_SLOT, sleep_ms);
@@ -376,14 +390,14 @@ wait_for_slot(slot_wait *wait)
 static void
 wait_for_workers_ready(test_shm_mq_ring *ring)
 {
-	while (test_shm_mq_state_workers_ready(ring->header) < ring->nworkers)
+	while (test_shm_mq_state_ready_workers(ring->header) < ring->nworkers)
 	{
 		test_shm_mq_forward_worker_errors(ring);
 		check_workers_alive(ring);
 		test_shm_mq_sleep(TEST_SHM_MQ_WAIT_EVENT_WORKER_STARTUP, -1);
 	}
 
-	ring->workers_ready = true;
+	ring->all_workers_ready = true;
 }
 
 /*

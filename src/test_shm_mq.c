@@ -20,7 +20,7 @@
 
 #include "fmgr.h"
 
-#include "ring.h"
+#include "keep.h"
 
 PG_FUNCTION_INFO_V1(test_shm_mq);
 PG_FUNCTION_INFO_V1(test_shm_mq_pipelined);
@@ -91,5 +91,5 @@ test_shm_mq_pipelined(PG_FUNCTION_ARGS)
 Datum
 test_shm_mq_release_ring(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_BOOL(test_shm_mq_release_kept_ring());
+	PG_RETURN_BOOL(test_shm_mq_keep_release());
 }

@@ -26,6 +26,7 @@
 #include "utils/timestamp.h"
 
 #include "compat.h"
+#include "wait.h"
 
 /* Identifies our segments; a worker refuses any other table of contents. */
 #define TEST_SHM_MQ_MAGIC			UINT64CONST(0x74736d7165787432)
@@ -33,7 +34,8 @@
 /*
  * Table-of-contents keys.  With N workers the keys run without gaps from 0
  * to 2N + 2: the header, the N + 1 data queues, the N error queues, then the
- * ring's dynamic shared memory area (area.c).  Workers are numbered from 1.
+ * ring's dynamic shared memory area (area.c), TEST_SHM_MQ_KEYS(N) in all.
+ * Workers are numbered from 1.
  */
 #define TEST_SHM_MQ_KEY_HEADER		UINT64CONST(0)
 #define TEST_SHM_MQ_KEY_DATA_QUEUE(queue) \
@@ -42,6 +44,8 @@
 	((uint64) (nworkers) + 1 + (uint64) (worker))
 #define TEST_SHM_MQ_KEY_AREA(nworkers) \
 	(2 * (uint64) (nworkers) + 2)
+#define TEST_SHM_MQ_KEYS(nworkers) \
+	(TEST_SHM_MQ_KEY_AREA(nworkers) + 1)
 
 /*
  * Size of each worker's error queue.  An error report is a few hundred bytes;
@@ -53,13 +57,6 @@
 #define TEST_SHM_MQ_LIBRARY_NAME	"test_shm_mq_ext"
 #define TEST_SHM_MQ_WORKER_FUNCTION "test_shm_mq_ext_worker_main"
 #define TEST_SHM_MQ_WORKER_TYPE		"test_shm_mq_ext"
-
-/* How a process waits when a queue can make no progress. */
-typedef enum test_shm_mq_wait_strategy
-{
-	TEST_SHM_MQ_WAIT_BLOCK,		/* sleep on the latch at once */
-	TEST_SHM_MQ_WAIT_ADAPTIVE	/* poll for a bounded time, then sleep */
-} test_shm_mq_wait_strategy;
 
 /*
  * Where a ring is in its life, in test_shm_mq_header.state.  The diagram,
@@ -78,45 +75,34 @@ typedef enum test_shm_mq_wait_strategy
  */
 #define TEST_SHM_MQ_WORKER_TITLE	"test_shm_mq_ext worker %d of %d"
 
-/* What the ring keeps about each of its workers. */
-typedef struct test_shm_mq_worker_slot
+/* A worker's process, as the ring knows it once the worker has joined. */
+typedef struct test_shm_mq_worker_process
 {
 	pid_t		pid;			/* [W] 0 until the worker has joined */
 	PGPROC	   *proc;			/* [W] its latch, for the leader to wake it;
 								 * NULL until the worker has joined */
-} test_shm_mq_worker_slot;
+} test_shm_mq_worker_process;
 
 /*
  * The header at TEST_SHM_MQ_KEY_HEADER.
  *
  * Who writes each field: [L] the leader, [W] a worker, [L/W] either.  The
- * leader fills in every field before registering the first worker; after
- * that only the fields below mutex change, always holding it, and only
- * through ring_state.c.  state is atomic so that a worker can look at it
- * without the lock after each wait; what it decides on, it reads again
- * under the lock.
+ * leader fills in every field before registering the first worker.  After
+ * that, the fields below mutex change only holding it, and only through
+ * ring_state.c; wait changes only as its own comment says (wait.h).  state is
+ * atomic so that a worker can look at it without the lock after each wait;
+ * what it decides on, it reads again under the lock.
  */
 typedef struct test_shm_mq_header
 {
 	/* [L] Read-only once workers start. */
 	int			workers_total;	/* N, the number of workers in the ring */
-	int			online_cpus;	/* as the leader found, so that workers need
-								 * not look */
-	PGPROC	   *leader;			/* whose latch a worker sets when ready */
 	pid_t		leader_pid;		/* with ring_number, tells a leader that
 								 * attaches again by handle that the segment
 								 * is still its ring's */
+	PGPROC	   *leader;			/* whose latch a worker sets when ready */
 	uint64		ring_number;	/* counts the leader's rings */
-	test_shm_mq_wait_strategy wait_strategy;	/* how workers wait */
-	int			spin_budget_us; /* adaptive: how long to poll before sleeping */
-
-	/*
-	 * [L/W] Adaptive waiting: until when every ring process sleeps at once
-	 * rather than polls, since one of them found the CPUs busy (microseconds
-	 * on the monotonic clock; see wait_policy.c).  A hint, written without
-	 * the lock.
-	 */
-	pg_atomic_uint64 sleep_until;
+	test_shm_mq_wait_shared wait;	/* the wait strategy's: how workers wait */
 
 	/* Written holding mutex, by ring_state.c. */
 	slock_t		mutex;
@@ -124,19 +110,21 @@ typedef struct test_shm_mq_header
 								 * closes, keeps and claims; a worker closes
 								 * a kept ring, or marks it lost */
 	TimestampTz keep_until;		/* [L] while KEPT: when workers may close it */
-	int			workers_ready;	/* [W] workers that attached all their
+	int			ready_workers;	/* [W] how many workers attached all their
 								 * queues; each counts itself */
 	int			lost_worker;	/* [W] set, [L] cleared: the worker that
-								 * left a kept ring; while set, the segment
-								 * is pinned (TEST_SHM_MQ_RING_LOST) */
-	test_shm_mq_worker_slot workers[FLEXIBLE_ARRAY_MEMBER]; /* [W] by worker
-															 * number - 1 */
+								 * left a kept ring; while the ring is
+								 * TEST_SHM_MQ_RING_LOST the segment is
+								 * pinned */
+	test_shm_mq_worker_process workers[FLEXIBLE_ARRAY_MEMBER];	/* [W] by
+																 * worker
+																 * number - 1 */
 } test_shm_mq_header;
 
 /*
  * What a worker learns from bgw_extra; bgw_main_arg carries the segment
  * handle.  Workers connect, to no database, as the role that made the call
- * where that role may connect (see test_shm_mq_worker_role()), so that
+ * where that role may connect (setup.c), so that
  * pg_stat_activity shows whose they are.
  */
 typedef struct test_shm_mq_worker_args
@@ -159,14 +147,11 @@ extern int test_shm_mq_spin_budget_us;
 extern int test_shm_mq_max_kept_workers;
 extern int test_shm_mq_zero_copy_min_bytes;
 
-/* What sessions share without shared memory of their own (cluster.c). */
-extern bool test_shm_mq_slot_waiter_present(void);
-
 /* The ring's state: every transition, for leader and workers (ring_state.c). */
 extern bool test_shm_mq_state_join(test_shm_mq_header *header,
 								   int worker_number);
 extern void test_shm_mq_state_count_ready(test_shm_mq_header *header);
-extern int	test_shm_mq_state_workers_ready(test_shm_mq_header *header);
+extern int	test_shm_mq_state_ready_workers(test_shm_mq_header *header);
 extern void test_shm_mq_state_close(test_shm_mq_header *header);
 extern void test_shm_mq_state_keep(test_shm_mq_header *header,
 								   TimestampTz keep_until);
@@ -175,14 +160,16 @@ extern uint32 test_shm_mq_state_expire(test_shm_mq_header *header,
 									   TimestampTz now,
 									   TimestampTz *keep_until);
 extern bool test_shm_mq_state_stand_down(test_shm_mq_header *header);
-extern bool test_shm_mq_state_lose(test_shm_mq_header *header,
-								   int worker_number, TimestampTz now);
-extern int	test_shm_mq_state_lost_worker(test_shm_mq_header *header,
-										  bool forget);
+extern bool test_shm_mq_state_about_to_lose(test_shm_mq_header *header,
+											int worker_number,
+											TimestampTz now);
+extern bool test_shm_mq_state_lose(test_shm_mq_header *header);
+extern int	test_shm_mq_state_lost_worker(test_shm_mq_header *header);
+extern bool test_shm_mq_state_end_kept(test_shm_mq_header *header);
 extern uint32 test_shm_mq_state_peek(test_shm_mq_header *header);
 extern bool test_shm_mq_state_closed(test_shm_mq_header *header);
-extern test_shm_mq_worker_slot test_shm_mq_state_worker(test_shm_mq_header *header,
-														int worker_number);
+extern test_shm_mq_worker_process test_shm_mq_state_worker(test_shm_mq_header *header,
+														   int worker_number);
 extern void test_shm_mq_state_wake_workers(test_shm_mq_header *header);
 
 /* The worker's entry point (worker.c). */

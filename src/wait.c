@@ -1,24 +1,17 @@
 /*-------------------------------------------------------------------------
  *
  * wait.c
- *		Waiting for a queue to make progress, for leader and workers alike.
+ *		Waiting, for leader and workers alike: the strategies' table, the
+ *		"block" strategy, and the latch sleep that every wait of ours that
+ *		may be interrupted goes through.
  *
- * Both sides drive their queues with non-blocking shm_mq calls and come here
- * when a pass made no progress.
- *
- * "block" sleeps on the process latch at once, as shm_mq's own blocking
- * calls do; a peer that reads or writes a queue sets our latch, so no wake-up
- * is lost.  Every message then costs a sleep and a wake-up, a round trip
- * through the kernel of tens of microseconds, while moving the message itself
- * costs well under one.
- *
- * "adaptive" polls first, and sleeps on the latch as "block" does once
- * polling stops paying off.  Its rules, how to poll and for how long, are
- * wait_policy.c's, which also says what they make a ring of N processes on C
- * CPUs do; this file gives them a clock (instr_time), the latch, and the
- * scheduler (pg_spin_delay() to spin, sched_yield() to yield).  A peer that
- * moves data through our queues sets our latch; since we are not sleeping
- * while we poll, its SetLatch() costs it no system call.
+ * Both sides drive their queues with non-blocking shm_mq calls and wait
+ * through their waiter when a pass made no progress.  "block" sleeps on the
+ * process latch at once, as shm_mq's own blocking calls do: a peer that
+ * reads or writes a queue sets our latch, so no wake-up is lost.  Every
+ * message then costs a sleep and a wake-up, a round trip through the kernel
+ * of tens of microseconds, while moving the message itself costs well under
+ * one; that is what "adaptive" (wait_adaptive.c) is for.
  *
  * IDENTIFICATION
  *		src/wait.c
@@ -27,27 +20,49 @@
  */
 #include "postgres.h"
 
-#include <sched.h>
 #include <unistd.h>
 
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "pgstat.h"
-#include "port/atomics.h"
-#include "portability/instr_time.h"
 #include "storage/latch.h"
 
+#include "compat.h"
 #include "wait.h"
 
-/*
- * Spinning, look at the clock every this many polls; a pause is a few dozen
- * nanoseconds, a clock read about as much.  Yielding, every poll is a system
- * call, and we look each time.
- */
-#define SPIN_POLLS_PER_CLOCK_READ	16
+static bool block_wait(test_shm_mq_waiter *waiter,
+					   test_shm_mq_wait_event event);
+static void block_init(test_shm_mq_waiter *waiter, int nprocesses,
+					   bool leader);
+static void block_progress(test_shm_mq_waiter *waiter);
+static bool block_would_sleep(test_shm_mq_waiter *waiter);
+static int	online_cpus(void);
 
-static int64 now_us(void);
-static void yield_cpu(test_shm_mq_waiter *waiter, int64 now);
+/* "block": the reference design, every message flushed and slept for. */
+const test_shm_mq_wait_method test_shm_mq_block_method = {
+	.name = "block",
+	.batches = false,
+	.init = block_init,
+	.wait = block_wait,
+	.progress = block_progress,
+	.would_sleep = block_would_sleep,
+};
+
+/* Every strategy, by test_shm_mq_wait_strategy. */
+static const test_shm_mq_wait_method *const wait_methods[TEST_SHM_MQ_WAIT_STRATEGIES] = {
+	[TEST_SHM_MQ_WAIT_BLOCK] = &test_shm_mq_block_method,
+	[TEST_SHM_MQ_WAIT_ADAPTIVE] = &test_shm_mq_adaptive_method,
+};
+
+/*
+ * The strategies' names as the setting test_shm_mq_ext.wait_strategy takes
+ * them; test_shm_mq_bench() parses its argument against the same table.
+ */
+const struct config_enum_entry test_shm_mq_wait_strategies[] = {
+	{"block", TEST_SHM_MQ_WAIT_BLOCK, false},
+	{"adaptive", TEST_SHM_MQ_WAIT_ADAPTIVE, false},
+	{NULL, 0, false}
+};
 
 /* The wait events' names, by test_shm_mq_wait_event. */
 static const char *const wait_event_names[TEST_SHM_MQ_WAIT_EVENTS] = {
@@ -62,17 +77,6 @@ static const char *const wait_event_names[TEST_SHM_MQ_WAIT_EVENTS] = {
 
 /* Their wait_event_info in this process, once known. */
 static uint32 wait_event_infos[TEST_SHM_MQ_WAIT_EVENTS];
-
-/*
- * The strategies' names, the one place they are spelled: the setting
- * test_shm_mq_ext.wait_strategy takes this table as its options, and
- * test_shm_mq_bench() parses its argument against it.
- */
-const struct config_enum_entry test_shm_mq_wait_strategies[] = {
-	{"block", TEST_SHM_MQ_WAIT_BLOCK, false},
-	{"adaptive", TEST_SHM_MQ_WAIT_ADAPTIVE, false},
-	{NULL, 0, false}
-};
 
 /*
  * Learn the wait_event_info of every wait event, allocating the names where
@@ -134,156 +138,35 @@ test_shm_mq_parse_wait_strategy(const char *name)
 }
 
 /*
- * How many CPUs are online, as this process first found; 0 if unknown.
- * Finding out reads a file, which a kept ring's calls should not pay for each
- * time.
+ * [L] Fill in a new ring's shared waiting state, before any worker starts.
  */
-int
-test_shm_mq_online_cpus(void)
+void
+test_shm_mq_wait_shared_init(test_shm_mq_wait_shared *shared,
+							 test_shm_mq_wait_strategy strategy,
+							 int spin_budget_us)
 {
-	static int	online_cpus = -1;
-
-	if (online_cpus < 0)
-		online_cpus = Max(sysconf(_SC_NPROCESSORS_ONLN), 0);
-	return online_cpus;
+	shared->strategy = strategy;
+	shared->spin_budget_us = spin_budget_us;
+	shared->online_cpus = online_cpus();
+	pg_atomic_init_u64(&shared->hint, 0);
 }
 
 /*
- * Prepare a waiter for one ring of nprocesses processes, the leader included,
- * on a machine with ncpus CPUs online (0 if unknown).  spin_budget_us is
- * test_shm_mq_ext.spin_budget_us, the polling budget per process of the ring;
- * sleep_until is the ring's shared hint that the CPUs are busy, which the
- * leader (scout) tests.
+ * Prepare one process's waiter for a ring of nprocesses processes, the
+ * leader included, under the strategy the ring's shared state names.
  */
 void
 test_shm_mq_waiter_init(test_shm_mq_waiter *waiter,
-						test_shm_mq_wait_strategy strategy,
-						int spin_budget_us, int nprocesses, int ncpus,
-						pg_atomic_uint64 *sleep_until, bool scout)
+						test_shm_mq_wait_shared *shared, int nprocesses,
+						bool leader)
 {
-	waiter->strategy = strategy;
-	waiter->polls = 0;
-	waiter->sleep_until = sleep_until;
-	test_shm_mq_policy_init(&waiter->policy,
-							strategy == TEST_SHM_MQ_WAIT_ADAPTIVE,
-							spin_budget_us, nprocesses, ncpus, scout);
-}
-
-/*
- * Wait until a peer may have made progress possible; event says what for,
- * should we sleep.
- *
- * Returns true if we slept on the latch, which is also when the caller should
- * look at anything that can wake it other than its data queues; false if we
- * only polled.  Interrupts are serviced either way.
- */
-bool
-test_shm_mq_wait(test_shm_mq_waiter *waiter, test_shm_mq_wait_event event)
-{
-	test_shm_mq_wait_policy *policy = &waiter->policy;
-	int64		now;
-
-	if (test_shm_mq_policy_would_sleep(policy))
-	{
-		if (policy->adaptive && !policy->waiting)
-			test_shm_mq_policy_sleeping(policy, now_us());
-		test_shm_mq_sleep(event, -1);
-		return true;
-	}
-
-	if (!policy->waiting)
-	{
-		now = now_us();
-		if (!test_shm_mq_policy_begin(policy, now,
-									  (int64) pg_atomic_read_u64(waiter->sleep_until)))
-		{
-			/* The ring found the CPUs busy: sleep at once. */
-			test_shm_mq_sleep(event, -1);
-			return true;
-		}
-		/* The reset latch records the next thing a peer does to our queues. */
-		waiter->polls = 0;
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-		return false;
-	}
-
-	if (test_shm_mq_policy_yields(policy) ||
-		++waiter->polls % SPIN_POLLS_PER_CLOCK_READ == 0)
-	{
-		now = now_us();
-		switch (test_shm_mq_policy_look(policy, now, MyLatch->is_set))
-		{
-			case TEST_SHM_MQ_POLL_ON:
-				break;
-			case TEST_SHM_MQ_POLL_NEW_ROUND:
-				ResetLatch(MyLatch);
-				break;
-			case TEST_SHM_MQ_POLL_GIVE_UP:
-
-				/*
-				 * Reset the latch and let the caller look at its queues once
-				 * more before the next call sleeps, so that a wake-up sent
-				 * while we polled is not lost.
-				 */
-				ResetLatch(MyLatch);
-				CHECK_FOR_INTERRUPTS();
-				return false;
-		}
-		if (test_shm_mq_policy_yields(policy))
-			yield_cpu(waiter, now);
-		else
-			pg_spin_delay();
-	}
-	else
-		pg_spin_delay();
-
-	CHECK_FOR_INTERRUPTS();
-	return false;
-}
-
-/*
- * Would the next test_shm_mq_wait() sleep on the latch, rather than poll?
- */
-bool
-test_shm_mq_wait_would_sleep(test_shm_mq_waiter *waiter)
-{
-	return test_shm_mq_policy_would_sleep(&waiter->policy);
-}
-
-/*
- * Tell the waiter that the last pass over the queues made progress.  Cheap
- * when we were not waiting, which is every message but the first of a burst.
- */
-void
-test_shm_mq_waiter_progress(test_shm_mq_waiter *waiter)
-{
-	int64		sleep_until;
-
-	if (!waiter->policy.waiting)
-		return;
-
-	/*
-	 * A wait that polled through, undisturbed, needs no time to learn from,
-	 * and this is every message's path: save the clock read.
-	 */
-	sleep_until = test_shm_mq_policy_progress(&waiter->policy,
-											  test_shm_mq_policy_progress_needs_time(&waiter->policy) ?
-											  now_us() : 0);
-	if (sleep_until != TEST_SHM_MQ_RING_UNCHANGED)
-		pg_atomic_write_u64(waiter->sleep_until, (uint64) sleep_until);
-}
-
-/*
- * The time now, in microseconds on a clock that only goes forward.
- */
-static int64
-now_us(void)
-{
-	instr_time	now;
-
-	INSTR_TIME_SET_CURRENT(now);
-	return (int64) INSTR_TIME_GET_MICROSEC(now);
+	Assert(shared->strategy >= 0 &&
+		   shared->strategy < TEST_SHM_MQ_WAIT_STRATEGIES);
+	waiter->method = wait_methods[shared->strategy];
+	waiter->shared = shared;
+	waiter->waiting = false;
+	waiter->private_state = NULL;
+	waiter->method->init(waiter, nprocesses, leader);
 }
 
 /*
@@ -306,12 +189,43 @@ test_shm_mq_sleep(test_shm_mq_wait_event event, long timeout_ms)
 }
 
 /*
- * Give our CPU to any other process that wants it, and tell the policy how
- * long that kept us off it.  now is the time just before.
+ * How many CPUs are online, as this process first found; 0 if unknown.
+ * Finding out reads a file, which a kept ring's calls should not pay for each
+ * time.
  */
-static void
-yield_cpu(test_shm_mq_waiter *waiter, int64 now)
+static int
+online_cpus(void)
 {
-	sched_yield();
-	test_shm_mq_policy_yielded(&waiter->policy, now_us() - now);
+	static int	cpus = -1;
+
+	if (cpus < 0)
+		cpus = Max(sysconf(_SC_NPROCESSORS_ONLN), 0);
+	return cpus;
+}
+
+/* "block" keeps no state. */
+static void
+block_init(test_shm_mq_waiter *waiter, int nprocesses, bool leader)
+{
+}
+
+/* "block" waits by sleeping until a peer sets our latch. */
+static bool
+block_wait(test_shm_mq_waiter *waiter, test_shm_mq_wait_event event)
+{
+	test_shm_mq_sleep(event, -1);
+	return true;
+}
+
+/* "block" learns nothing from its waits. */
+static void
+block_progress(test_shm_mq_waiter *waiter)
+{
+}
+
+/* "block" always sleeps. */
+static bool
+block_would_sleep(test_shm_mq_waiter *waiter)
+{
+	return true;
 }

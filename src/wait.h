@@ -1,7 +1,16 @@
 /*-------------------------------------------------------------------------
  *
  * wait.h
- *		How leader and workers wait when a queue can make no progress.
+ *		How a ring process waits when a pass over its queues made no
+ *		progress: the wait strategy interface, and the sleep every other wait
+ *		of ours goes through.
+ *
+ * A wait strategy is a test_shm_mq_wait_method: a name, whether it batches,
+ * and four calls.  "block" (wait.c) sleeps on the latch at once, as shm_mq's
+ * own blocking calls do; "adaptive" (wait_adaptive.c) polls first.  A loop
+ * that drives its queues without blocking calls test_shm_mq_wait() each time
+ * a pass over them made no progress, and test_shm_mq_waiter_progress() each
+ * time one did; that is all it knows of the strategy.
  *
  * IDENTIFICATION
  *		src/wait.h
@@ -15,8 +24,14 @@
 #include "utils/guc.h"
 #include "utils/timestamp.h"
 
-#include "test_shm_mq_ext.h"
-#include "wait_policy.h"
+/* The strategies, by test_shm_mq_ext.wait_strategy's values. */
+typedef enum test_shm_mq_wait_strategy
+{
+	TEST_SHM_MQ_WAIT_BLOCK,		/* sleep on the latch at once */
+	TEST_SHM_MQ_WAIT_ADAPTIVE	/* poll for a bounded time, then sleep */
+} test_shm_mq_wait_strategy;
+
+#define TEST_SHM_MQ_WAIT_STRATEGIES (TEST_SHM_MQ_WAIT_ADAPTIVE + 1)
 
 /*
  * What a ring process waits for when it sleeps.  From PostgreSQL 17 on each
@@ -37,36 +52,121 @@ typedef enum test_shm_mq_wait_event
 #define TEST_SHM_MQ_WAIT_EVENTS (TEST_SHM_MQ_WAIT_EVENT_BENCH_IDLE + 1)
 
 /*
- * One process's waiting state for one ring.  A loop calls test_shm_mq_wait()
- * each time a pass over its queues made no progress, and
- * test_shm_mq_waiter_progress() each time one did.  The adaptive strategy's
- * rules are in wait_policy.c; this is their clock, latch and scheduler.
+ * What a ring's wait strategy shares between the ring's processes, in the
+ * ring's header.  The leader fills it in before any worker starts, with
+ * test_shm_mq_wait_shared_init(); after that only hint changes, and only the
+ * strategy reads or writes it.
  */
-typedef struct test_shm_mq_waiter
+typedef struct test_shm_mq_wait_shared
 {
-	test_shm_mq_wait_strategy strategy;
-	test_shm_mq_wait_policy policy;
-	uint32		polls;			/* spinning: polls since we last looked at
-								 * the clock */
-	pg_atomic_uint64 *sleep_until;	/* the ring's, in its header */
-} test_shm_mq_waiter;
+	int			strategy;		/* [L] test_shm_mq_wait_strategy */
+	int			spin_budget_us; /* [L] test_shm_mq_ext.spin_budget_us, for
+								 * the strategies that poll */
+	int			online_cpus;	/* [L] as the leader found: 0 if unknown */
+	pg_atomic_uint64 hint;		/* [L/W] the strategy's own word, read and
+								 * written without a lock (adaptive: until
+								 * when the whole ring sleeps at once) */
+} test_shm_mq_wait_shared;
 
+typedef struct test_shm_mq_waiter test_shm_mq_waiter;
+
+/*
+ * A wait strategy.
+ *
+ * init prepares one process's waiter for a ring of nprocesses processes,
+ * the leader included; leader says whether that process is the ring's
+ * leader.  It may allocate its private state in CurrentMemoryContext, which
+ * must outlive the waiter.
+ *
+ * wait is called each time a pass over the queues made no progress, and
+ * returns once a peer may have made progress possible: true if it slept on
+ * the latch, which is also when the caller should look at anything that can
+ * wake it other than its queues; false if it only polled.  It services
+ * interrupts either way.
+ *
+ * progress is called after a wait, once a pass made progress again.
+ *
+ * would_sleep says whether the next wait would sleep rather than poll.
+ *
+ * batches says whether the ring's processes hold flushes back while more
+ * data is at hand, and move messages in bursts (relay.c, messages.c).
+ */
+typedef struct test_shm_mq_wait_method
+{
+	const char *name;
+	bool		batches;
+	void		(*init) (test_shm_mq_waiter *waiter, int nprocesses,
+						 bool leader);
+	bool		(*wait) (test_shm_mq_waiter *waiter,
+						 test_shm_mq_wait_event event);
+	void		(*progress) (test_shm_mq_waiter *waiter);
+	bool		(*would_sleep) (test_shm_mq_waiter *waiter);
+} test_shm_mq_wait_method;
+
+/* One process's waiting on one ring. */
+struct test_shm_mq_waiter
+{
+	const test_shm_mq_wait_method *method;
+	test_shm_mq_wait_shared *shared;	/* the ring's, in its header */
+	bool		waiting;		/* a pass made no progress since the last
+								 * that did */
+	void	   *private_state;	/* the strategy's own */
+};
+
+/* The strategies (wait.c, wait_adaptive.c). */
+extern const test_shm_mq_wait_method test_shm_mq_block_method;
+extern const test_shm_mq_wait_method test_shm_mq_adaptive_method;
 extern const struct config_enum_entry test_shm_mq_wait_strategies[];
 
 extern void test_shm_mq_init_wait_events(void);
 extern uint32 test_shm_mq_wait_event_info(test_shm_mq_wait_event event);
 extern test_shm_mq_wait_strategy test_shm_mq_parse_wait_strategy(const char *name);
-extern int	test_shm_mq_online_cpus(void);
+extern void test_shm_mq_wait_shared_init(test_shm_mq_wait_shared *shared,
+										 test_shm_mq_wait_strategy strategy,
+										 int spin_budget_us);
 extern void test_shm_mq_waiter_init(test_shm_mq_waiter *waiter,
-									test_shm_mq_wait_strategy strategy,
-									int spin_budget_us, int nprocesses,
-									int ncpus, pg_atomic_uint64 *sleep_until,
-									bool scout);
-extern bool test_shm_mq_wait(test_shm_mq_waiter *waiter,
-							 test_shm_mq_wait_event event);
+									test_shm_mq_wait_shared *shared,
+									int nprocesses, bool leader);
 extern void test_shm_mq_sleep(test_shm_mq_wait_event event, long timeout_ms);
-extern bool test_shm_mq_wait_would_sleep(test_shm_mq_waiter *waiter);
-extern void test_shm_mq_waiter_progress(test_shm_mq_waiter *waiter);
+
+/*
+ * Wait until a peer may have made progress possible; see
+ * test_shm_mq_wait_method.wait.
+ */
+static inline bool
+test_shm_mq_wait(test_shm_mq_waiter *waiter, test_shm_mq_wait_event event)
+{
+	waiter->waiting = true;
+	return waiter->method->wait(waiter, event);
+}
+
+/*
+ * Tell the waiter that the last pass over the queues made progress.  Free
+ * when it did not wait, which is every message but the first of a burst.
+ */
+static inline void
+test_shm_mq_waiter_progress(test_shm_mq_waiter *waiter)
+{
+	if (waiter->waiting)
+	{
+		waiter->waiting = false;
+		waiter->method->progress(waiter);
+	}
+}
+
+/* Would the next test_shm_mq_wait() sleep on the latch, rather than poll? */
+static inline bool
+test_shm_mq_wait_would_sleep(test_shm_mq_waiter *waiter)
+{
+	return waiter->method->would_sleep(waiter);
+}
+
+/* Does this process batch?  See test_shm_mq_wait_method.batches. */
+static inline bool
+test_shm_mq_waiter_batches(const test_shm_mq_waiter *waiter)
+{
+	return waiter->method->batches;
+}
 
 /*
  * Milliseconds since a time GetCurrentTimestamp() gave.
@@ -81,17 +181,6 @@ static inline double
 test_shm_mq_ms_since(TimestampTz start)
 {
 	return (double) (GetCurrentTimestamp() - start) / 1000.0;
-}
-
-/*
- * Whether a process batches: holds back flushes while more data is at hand,
- * and moves messages in bursts.  The "block" strategy keeps the reference
- * design, which flushes every message and moves one at a time.
- */
-static inline bool
-test_shm_mq_batching(test_shm_mq_wait_strategy strategy)
-{
-	return strategy != TEST_SHM_MQ_WAIT_BLOCK;
 }
 
 #endif							/* TEST_SHM_MQ_EXT_WAIT_H */

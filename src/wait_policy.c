@@ -109,12 +109,11 @@
  * poll.  scout is set for the leader.
  */
 void
-test_shm_mq_policy_init(test_shm_mq_wait_policy *policy, bool adaptive,
+test_shm_mq_policy_init(test_shm_mq_wait_policy *policy,
 						int budget_per_process_us, int nprocesses, int ncpus,
 						bool scout)
 {
 	memset(policy, 0, sizeof(*policy));
-	policy->adaptive = adaptive;
 	policy->short_of_cpus = ncpus > 0 && nprocesses > ncpus;
 	policy->scout = scout;
 	policy->ceiling_us = (int64) budget_per_process_us * Max(nprocesses, 1);
@@ -129,7 +128,7 @@ test_shm_mq_policy_init(test_shm_mq_wait_policy *policy, bool adaptive,
 bool
 test_shm_mq_policy_would_sleep(const test_shm_mq_wait_policy *policy)
 {
-	return !policy->adaptive || policy->budget_us <= 0 ||
+	return policy->budget_us <= 0 ||
 		(policy->waiting && !policy->polling);
 }
 
@@ -143,28 +142,29 @@ test_shm_mq_policy_yields(const test_shm_mq_wait_policy *policy)
 }
 
 /*
- * A wait begins at now, for a process that would poll.  ring_sleep_until is
- * the ring's: while it is set, its processes sleep at once, except the
- * scout once it has passed.  Returns true if the wait begins by polling, and
- * the caller resets its latch, so that the latch records the next thing a
- * peer does to its queues; false if the process sleeps now.
+ * A wait begins at now, for a process that would poll.  ring says what the
+ * ring's shared hint says: while its processes sleep at once, so does this
+ * one, unless it is the scout and the ring has slept long enough.  Returns
+ * true if the wait begins by polling, and the caller resets its latch, so
+ * that the latch records the next thing a peer does to its queues; false if
+ * the process sleeps now.
  */
 bool
 test_shm_mq_policy_begin(test_shm_mq_wait_policy *policy, int64 now,
-						 int64 ring_sleep_until)
+						 test_shm_mq_ring_sleep ring)
 {
 	policy->waiting = true;
 	policy->wait_start = now;
 	policy->contended = false;
-	if (policy->sleep_waits > 0 ||
-		(ring_sleep_until != 0 && (!policy->scout || now < ring_sleep_until)))
+	if (policy->sleep_waits > 0 || ring == TEST_SHM_MQ_RING_SLEEPS ||
+		(ring == TEST_SHM_MQ_RING_SLEPT_ENOUGH && !policy->scout))
 	{
 		policy->polling = false;
 		policy->slept = true;
 		policy->ring_asleep = true;
 		return false;
 	}
-	policy->scouting = ring_sleep_until != 0;
+	policy->scouting = ring != TEST_SHM_MQ_RING_POLLS;
 	policy->polling = true;
 	policy->slept = false;
 	policy->ring_asleep = false;
@@ -252,15 +252,15 @@ test_shm_mq_policy_progress_needs_time(const test_shm_mq_wait_policy *policy)
 
 /*
  * The process made progress at now: learn from the wait that ended, if any.
- * Returns what the ring's sleep_until becomes: until when the whole ring
- * sleeps at once, if this wait found the CPUs busy; 0 if the scout found them
- * free again; else TEST_SHM_MQ_RING_UNCHANGED.
+ * Returns what the ring is to do: sleep at once for that many microseconds
+ * from now, if this wait found the CPUs busy; poll again (0) if the scout
+ * found them free; else TEST_SHM_MQ_RING_UNCHANGED.
  */
 int64
 test_shm_mq_policy_progress(test_shm_mq_wait_policy *policy, int64 now)
 {
 	int64		waited = now - policy->wait_start;
-	int64		ring_sleep_until = TEST_SHM_MQ_RING_UNCHANGED;
+	int64		ring_sleep_us = TEST_SHM_MQ_RING_UNCHANGED;
 	bool		scouting;
 
 	if (!policy->waiting)
@@ -294,16 +294,16 @@ test_shm_mq_policy_progress(test_shm_mq_wait_policy *policy, int64 now)
 									SLEEP_WAITS_MAX);
 		if (++policy->contended_waits < CONTENDED_WAITS_BUSY && !scouting)
 			return TEST_SHM_MQ_RING_UNCHANGED;
-		ring_sleep_until = now + policy->sleep_for_us;
+		ring_sleep_us = policy->sleep_for_us;
 		policy->sleep_for_us = Min(policy->sleep_for_us * 2,
 								   SLEEP_FOR_MAX_US);
-		return ring_sleep_until;
+		return ring_sleep_us;
 	}
 	policy->contended_waits = 0;
 	if (scouting)
 	{
 		/* The scout polled undisturbed: the CPUs are free again. */
-		ring_sleep_until = 0;
+		ring_sleep_us = 0;
 		policy->sleep_for_us = SLEEP_FOR_FIRST_US;
 	}
 
@@ -324,5 +324,5 @@ test_shm_mq_policy_progress(test_shm_mq_wait_policy *policy, int64 now)
 		policy->budget_us = Min(Max(policy->budget_us, 2 * waited),
 								policy->ceiling_us);
 	}
-	return ring_sleep_until;
+	return ring_sleep_us;
 }

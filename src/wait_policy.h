@@ -25,8 +25,17 @@
  */
 #define TEST_SHM_MQ_CONTENDED_US	50
 
-/* test_shm_mq_policy_progress(): leave the ring's sleep_until as it is. */
+/* test_shm_mq_policy_progress(): leave the ring's sleeping as it is. */
 #define TEST_SHM_MQ_RING_UNCHANGED	(-1)
+
+/* What the ring's shared hint says, as a process begins a wait. */
+typedef enum test_shm_mq_ring_sleep
+{
+	TEST_SHM_MQ_RING_POLLS,		/* no process has found the CPUs busy */
+	TEST_SHM_MQ_RING_SLEEPS,	/* one has: every process sleeps at once */
+	TEST_SHM_MQ_RING_SLEPT_ENOUGH	/* ... for long enough that the scout
+									 * may try polling again */
+} test_shm_mq_ring_sleep;
 
 /* What a polling process should do after its latest look at the clock. */
 typedef enum test_shm_mq_poll_verdict
@@ -45,7 +54,6 @@ typedef enum test_shm_mq_poll_verdict
 typedef struct test_shm_mq_wait_policy
 {
 	/* Fixed for the ring. */
-	bool		adaptive;		/* false: always sleep, as "block" does */
 	bool		short_of_cpus;	/* more processes than CPUs: poll by
 								 * yielding the CPU, never by spinning */
 	bool		scout;			/* the leader: the one that tries polling
@@ -79,12 +87,12 @@ typedef struct test_shm_mq_wait_policy
 } test_shm_mq_wait_policy;
 
 extern void test_shm_mq_policy_init(test_shm_mq_wait_policy *policy,
-									bool adaptive, int budget_per_process_us,
+									int budget_per_process_us,
 									int nprocesses, int ncpus, bool scout);
 extern bool test_shm_mq_policy_would_sleep(const test_shm_mq_wait_policy *policy);
 extern bool test_shm_mq_policy_yields(const test_shm_mq_wait_policy *policy);
 extern bool test_shm_mq_policy_begin(test_shm_mq_wait_policy *policy,
-									 int64 now, int64 ring_sleep_until);
+									 int64 now, test_shm_mq_ring_sleep ring);
 extern void test_shm_mq_policy_sleeping(test_shm_mq_wait_policy *policy,
 										int64 now);
 extern test_shm_mq_poll_verdict test_shm_mq_policy_look(test_shm_mq_wait_policy *policy,

@@ -38,11 +38,7 @@ static bool receive_report(test_shm_mq_ring *ring, int worker_number,
 static void rethrow_report(test_shm_mq_ring *ring, int worker_number,
 						   ErrorData *edata);
 static char *worker_context(test_shm_mq_ring *ring, int worker_number);
-static char *kept_ring_loss(test_shm_mq_ring *ring, bool *silent);
 static int	errdetail_silent_exit(test_shm_mq_ring *ring, int worker_number);
-
-/* What the leader says of a worker that exited without a word. */
-#define SILENT_EXIT_HINT	"More details may be available in the server log."
 
 /*
  * Forward whatever the workers have sent through their error queues.
@@ -67,42 +63,20 @@ test_shm_mq_forward_worker_errors(test_shm_mq_ring *ring)
 }
 
 /*
- * Report, with a NOTICE, that a kept ring lost a worker while it was idle,
- * saying what became of the worker that went first.  Returns false, saying
- * nothing, if it did not.
- */
-bool
-test_shm_mq_report_kept_ring_loss(test_shm_mq_ring *ring)
-{
-	bool		silent;
-	char	   *loss = kept_ring_loss(ring, &silent);
-
-	if (loss == NULL)
-		return false;
-	ereport(NOTICE,
-			(errmsg_plural("kept ring of %d worker was lost, starting a new one",
-						   "kept ring of %d workers was lost, starting a new one",
-						   ring->nworkers, ring->nworkers),
-			 errdetail_internal("%s", loss),
-			 silent ? errhint(SILENT_EXIT_HINT) : 0));
-	return true;
-}
-
-/*
- * Find out whether a kept ring lost a worker while it was idle.
+ * Find out whether a worker has left the ring, and why.
  *
  * Returns NULL if every worker is still running and none has reported an
  * error; otherwise a sentence saying what became of the worker that went
- * first, in its own words if any worker sent an error, else by its number.
- * A worker that leaves a kept ring names itself in the header (see
- * TEST_SHM_MQ_RING_LOST); the others then leave quietly, so only a ring not
- * yet marked lost is searched for a worker that is gone.  Notices and
- * warnings pass through.  *silent says the worker sent no error.
+ * first: in its own words if any worker sent an error, else by its number,
+ * known_worker if the caller knows which went first, or the first found
+ * stopped.  Notices and warnings pass through.  *silent says the worker sent
+ * no error.
  */
-static char *
-kept_ring_loss(test_shm_mq_ring *ring, bool *silent)
+char *
+test_shm_mq_worker_departure(test_shm_mq_ring *ring, int known_worker,
+							 bool *silent)
 {
-	int			lost_worker;
+	int			gone = known_worker;
 	int			worker;
 
 	*silent = false;
@@ -119,21 +93,19 @@ kept_ring_loss(test_shm_mq_ring *ring, bool *silent)
 		}
 	}
 
-	lost_worker = test_shm_mq_state_lost_worker(ring->header, false);
-
-	for (worker = 1; lost_worker == 0 && worker <= ring->nworkers; worker++)
+	for (worker = 1; gone == 0 && worker <= ring->nworkers; worker++)
 	{
 		pid_t		pid;
 
 		if (GetBackgroundWorkerPid(ring->workers[worker - 1], &pid) !=
 			BGWH_STARTED)
-			lost_worker = worker;
+			gone = worker;
 	}
-	if (lost_worker == 0)
+	if (gone == 0)
 		return NULL;
 	*silent = true;
 	return psprintf(_("Worker %d of %d exited without reporting an error."),
-					lost_worker, ring->nworkers);
+					gone, ring->nworkers);
 }
 
 /*
@@ -187,7 +159,7 @@ rethrow_report(test_shm_mq_ring *ring, int worker_number, ErrorData *edata)
 {
 	char	   *context = worker_context(ring, worker_number);
 
-	if (edata->elevel >= ERROR && !ring->workers_ready)
+	if (edata->elevel >= ERROR && !ring->all_workers_ready)
 		ereport(ERROR,
 				(errcode(edata->sqlerrcode),
 				 errmsg("one or more workers failed to start"),
@@ -274,5 +246,15 @@ errdetail_silent_exit(test_shm_mq_ring *ring, int worker_number)
 	else
 		errdetail("Worker %d of %d exited without reporting an error.",
 				  worker_number, ring->nworkers);
-	return errhint(SILENT_EXIT_HINT);
+	return test_shm_mq_errhint_silent_exit();
+}
+
+/*
+ * The hint for any report of a worker that exited without a word: as
+ * parallel.c says of its workers, the server log has what it logged.
+ */
+int
+test_shm_mq_errhint_silent_exit(void)
+{
+	return errhint("More details may be available in the server log.");
 }

@@ -192,11 +192,23 @@ wait_old(const model *m, process *p, int64 start, int64 arrival, totals *tot)
 static int64
 progress(test_shm_mq_wait_policy *pol, int64 t)
 {
-	int64		sleep_until = test_shm_mq_policy_progress(pol, t / 1000);
+	int64		sleep_us = test_shm_mq_policy_progress(pol, t / 1000);
 
-	if (sleep_until != TEST_SHM_MQ_RING_UNCHANGED)
-		ring_sleep_until = sleep_until;
+	if (sleep_us != TEST_SHM_MQ_RING_UNCHANGED)
+		ring_sleep_until = sleep_us == 0 ? 0 : t / 1000 + sleep_us;
 	return t;
+}
+
+/*
+ * What the ring's hint says at t, as wait_adaptive.c reads it.
+ */
+static test_shm_mq_ring_sleep
+ring_sleep_at(int64 t)
+{
+	if (ring_sleep_until == 0)
+		return TEST_SHM_MQ_RING_POLLS;
+	return t / 1000 < ring_sleep_until ? TEST_SHM_MQ_RING_SLEEPS :
+		TEST_SHM_MQ_RING_SLEPT_ENOUGH;
 }
 
 /*
@@ -212,7 +224,7 @@ wait_new(const model *m, process *p, int64 start, int64 arrival, totals *tot)
 	if (test_shm_mq_policy_would_sleep(pol))
 		test_shm_mq_policy_sleeping(pol, start / 1000);
 	if (test_shm_mq_policy_would_sleep(pol) ||
-		!test_shm_mq_policy_begin(pol, start / 1000, ring_sleep_until))
+		!test_shm_mq_policy_begin(pol, start / 1000, ring_sleep_at(start)))
 	{
 		tot->slept++;
 		t = Max(start, arrival) + m->wake;
@@ -369,7 +381,7 @@ main(int argc, char **argv)
 	forwarded = calloc(m.nprocesses, sizeof(int64));
 	for (i = 0; i < m.nprocesses; i++)
 	{
-		test_shm_mq_policy_init(&procs[i].policy, true, m.budget_us,
+		test_shm_mq_policy_init(&procs[i].policy, m.budget_us,
 								m.nprocesses, m.ncpus, i == 0);
 		procs[i].old.max_budget = m.budget_us;
 		procs[i].old.budget = m.budget_us;
