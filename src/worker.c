@@ -38,9 +38,6 @@
 
 #include "relay.h"
 
-/* Set once we exit with nothing left to tell; see exit_worker(). */
-static bool leaving_cleanly = false;
-
 static test_shm_mq_header *join_segment(Datum main_arg,
 										test_shm_mq_worker_args *args,
 										dsm_segment **segment,
@@ -48,8 +45,6 @@ static test_shm_mq_header *join_segment(Datum main_arg,
 static void redirect_errors(dsm_segment *segment, shm_toc *toc,
 							int nworkers, int worker_number);
 pg_noreturn static void leave_ring(dsm_segment *segment, const char *reason);
-pg_noreturn static void exit_worker(void);
-static void skip_library_teardown(void);
 
 /*
  * Background worker entry point; bgw_main_arg is the segment's handle.
@@ -63,14 +58,14 @@ test_shm_mq_ext_worker_main(Datum main_arg)
 	test_shm_mq_header *header;
 
 	/*
-	 * Static: its detach callback reads it on the way out, and an error
-	 * leaves this function for StartBackgroundWorker()'s handler first.
+	 * Static: the queues' handles in it are detached on the way out, and an
+	 * error leaves this function for StartBackgroundWorker()'s handler
+	 * first.
 	 */
 	static test_shm_mq_relay relay;
 
 	/* SIGTERM is serviced at the next CHECK_FOR_INTERRUPTS(). */
 	pqsignal(SIGTERM, die);
-	atexit(skip_library_teardown);
 
 	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
 	header = join_segment(main_arg, &args, &segment, &toc);
@@ -100,7 +95,7 @@ test_shm_mq_ext_worker_main(Datum main_arg)
 	 * queues go at once and their exits overlap ours.
 	 */
 	dsm_detach(segment);
-	exit_worker();
+	proc_exit(0);
 }
 
 /*
@@ -165,38 +160,5 @@ leave_ring(dsm_segment *segment, const char *reason)
 	elog(DEBUG1, "%s leaves: %s", MyBgworkerEntry->bgw_name, reason);
 	if (segment != NULL)
 		dsm_detach(segment);
-	exit_worker();
-}
-
-/*
- * Exit after leaving the ring: nothing went wrong.
- *
- * proc_exit() runs all of PostgreSQL's exit callbacks and then exit(), whose
- * atexit handlers belong to the libraries the server links, OpenSSL's and
- * ICU's among them, and free memory that the kernel is about to reclaim
- * anyway; that took a worker most of a millisecond, which the leader, which
- * waits for its workers, paid on every call.  skip_library_teardown() is
- * registered after those handlers, so it runs first, and once we are leaving
- * cleanly it ends the process there.
- */
-static void
-exit_worker(void)
-{
-	leaving_cleanly = true;
 	proc_exit(0);
-}
-
-/*
- * atexit handler: see exit_worker().  Any other exit, an error's included,
- * goes through every handler as usual.  The one cost: should an exit
- * callback fail after exit_worker(), its FATAL is logged, but the exit code
- * becomes 0, which for a worker never restarted only changes how the
- * postmaster logs its exit.  Builds that count coverage, or check for leaks,
- * at exit lose a leaving worker's figures.
- */
-static void
-skip_library_teardown(void)
-{
-	if (leaving_cleanly)
-		_exit(0);
 }
