@@ -60,20 +60,10 @@ sub keeping_session
 sub ring_of
 {
 	my ($leader) = @_;
-	my $rows = $control->query(
-		qq{SELECT substring(application_name from 'worker (\\d+) of'),
-				  pid, state
-		FROM pg_stat_activity
-		WHERE backend_type = 'test_shm_mq_ext'
-		  AND application_name LIKE '% for PID $leader'})->{stdout};
-	my %ring;
 
-	foreach my $row (split /\n/, $rows)
-	{
-		my ($number, $pid, $state) = split /\|/, $row;
-		$ring{$number} = "$pid $state";
-	}
-	return \%ring;
+	return {
+		map { ($_->{number} // '') => "$_->{pid} " . ($_->{state} // '') }
+		  ring_workers($control, $leader, 'state') };
 }
 
 # The PIDs of a ring from ring_of(), by worker number.

@@ -38,18 +38,15 @@ my $node =
   new_node('large_rings', max_worker_processes => $max_worker_processes);
 my $segments_before = dsm_segments($node);
 
-# The workers of ours that pg_stat_activity shows right after a call.
-my $workers_left = q{
-	SELECT count(*) FROM pg_stat_activity
-	WHERE backend_type = 'test_shm_mq_ext'};
-
 foreach my $nworkers ($eight, $free_slots)
 {
 	my ($ret, $stdout, $stderr) = $node->psql('postgres',
 		"SELECT test_shm_mq(1024, 'ring of $nworkers', 100, $nworkers)");
 	is($ret,    0,  "ring of $nworkers: the round trips succeed");
 	is($stderr, '', "ring of $nworkers: no error or warning");
-	is($node->safe_psql('postgres', $workers_left),
+
+	# The workers of ours that pg_stat_activity shows right after a call.
+	is(scalar(ring_workers($node, undef)),
 		'0', "ring of $nworkers: no worker left once the call returns");
 }
 

@@ -217,10 +217,9 @@ check_no_leftovers($node, $segments_before, 'after lost rings', settle => 1);
 		my $deadline = TestShmMq::now() + 10;
 		while (TestShmMq::now() < $deadline)
 		{
-			last if $control->query(qq{
-				SELECT count(*) FILTER (WHERE state <> 'idle')
-				FROM pg_stat_activity WHERE backend_type = 'test_shm_mq_ext'
-				  AND application_name LIKE '% for PID $leader'})->{stdout} eq '0';
+			last
+			  unless grep { defined $_->{state} && $_->{state} ne 'idle' }
+			  ring_workers($control, $leader, 'state');
 			pause(0.05);
 		}
 		my @rss;
@@ -267,10 +266,11 @@ check_no_leftovers($node, $segments_before, 'after lost rings', settle => 1);
 	my $session = TestShmMq::Session->new($node, user => 'regress_member');
 	my $users_of = sub {
 		my ($leader) = @_;
-		return $control->query(qq{
-			SELECT string_agg(DISTINCT usename, ',') FROM pg_stat_activity
-			WHERE backend_type = 'test_shm_mq_ext'
-			  AND application_name LIKE '% for PID $leader'})->{stdout};
+		my %users = map { $_->{usename} => 1 }
+		  grep { defined $_->{usename} }
+		  ring_workers($control, $leader, 'usename');
+
+		return join(',', sort keys %users);
 	};
 
 	quietly($session, 'SET ROLE regress_group', $label);

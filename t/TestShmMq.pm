@@ -37,6 +37,7 @@ our @EXPORT = qw(
   wait_strategies
   wait_for_ring
   worker_processes
+  ring_workers
   stat_workers
   process_gone
   dsm_segments
@@ -263,6 +264,81 @@ sub worker_processes
 
 =pod
 
+=item ring_workers(via, leader_pid, columns...)
+
+The node's test_shm_mq_ext workers that pg_stat_activity shows now (of the
+given leader only; of every leader when leader_pid is undef), in PID order,
+asked through via: an open TestShmMq::Session (quicker than a new
+connection) or a node.  Each is a hash reference with pid, name (its
+application_name), and, parsed from a name "test_shm_mq_ext worker K of N for
+PID L", number (K), nworkers (N) and leader (L), undef where the name is not
+of that form; and, under its own name, each further pg_stat_activity column
+asked for, such as state, usename or wait_event, undef where NULL.  Dies if
+the query fails.
+
+=cut
+
+sub ring_workers
+{
+	my ($via, $leader_pid, @columns) = @_;
+	my $leader_filter = '';
+	my ($rows, @workers);
+
+	if (defined $leader_pid)
+	{
+		die "not a PID: $leader_pid" unless $leader_pid =~ /^\d+$/;
+		$leader_filter = "AND application_name LIKE '% for PID $leader_pid'";
+	}
+	foreach my $column (@columns)
+	{
+		die "not a pg_stat_activity column: $column"
+		  unless $column =~ /^[a-z_]+$/;
+	}
+
+	# Every value but the PID comes hex-encoded after an 'x', so that a NULL
+	# (an empty field), a '|' or a newline in a value comes back as it is.
+	my $values = join(', ',
+		map { "'x' || encode(convert_to(${_}::text, 'UTF8'), 'hex')" }
+		  ('application_name', @columns));
+	my $sql = qq{
+		SELECT pid, $values
+		FROM pg_stat_activity
+		WHERE backend_type = 'test_shm_mq_ext' $leader_filter
+		ORDER BY pid};
+
+	if ($via->isa('TestShmMq::Session'))
+	{
+		my $result = $via->query($sql);
+
+		die "could not list the workers in pg_stat_activity: $result->{stderr}"
+		  if !$result->{finished}
+		  || $result->{connection_lost}
+		  || $result->{stderr} =~ /^(?:ERROR|FATAL):/m;
+		$rows = $result->{stdout};
+	}
+	else
+	{
+		$rows = $via->safe_psql('postgres', $sql);
+	}
+
+	foreach my $row (split /\n/, $rows)
+	{
+		my ($pid, @values) = split /\|/, $row, -1;
+		my %worker = (pid => $pid);
+
+		@worker{ 'name', @columns } =
+		  map { length $_ ? pack('H*', substr($_, 1)) : undef } @values;
+		@worker{qw(number nworkers leader)} =
+		  $worker{name} =~
+		  /^test_shm_mq_ext worker (\d+) of (\d+) for PID (\d+)$/
+		  if defined $worker{name};
+		push @workers, \%worker;
+	}
+	return @workers;
+}
+
+=pod
+
 =item stat_workers(node, leader_pid)
 
 The node's test_shm_mq_ext workers in pg_stat_activity (of the given leader
@@ -273,18 +349,9 @@ only, if one is given), as "PID APPLICATION_NAME" lines.
 sub stat_workers
 {
 	my ($node, $leader_pid) = @_;
-	my $leader_filter =
-	  defined $leader_pid
-	  ? "AND application_name LIKE '% for PID $leader_pid'"
-	  : '';
-	my $rows = $node->safe_psql(
-		'postgres', qq{
-		SELECT pid || ' ' || application_name
-		FROM pg_stat_activity
-		WHERE backend_type = 'test_shm_mq_ext' $leader_filter
-		ORDER BY pid});
 
-	return grep { $_ ne '' } split /\n/, $rows;
+	return map { "$_->{pid} $_->{name}" }
+	  grep { defined $_->{name} } ring_workers($node, $leader_pid);
 }
 
 =pod
@@ -326,24 +393,12 @@ sub wait_for_ring
 
 	while (1)
 	{
-		my $rows = $node->safe_psql(
-			'postgres', qq{
-			SELECT application_name, pid
-			FROM pg_stat_activity
-			WHERE backend_type = 'test_shm_mq_ext'
-			  AND state = 'active'
-			  AND application_name LIKE
-				'test_shm_mq_ext worker % of $nworkers for PID $leader_pid'});
-
-		%workers = ();
-		foreach my $row (split /\n/, $rows)
-		{
-			my ($number, $pid) =
-			  $row =~
-			  /^test_shm_mq_ext worker (\d+) of \d+ for PID \d+\|(\d+)$/
-			  or next;
-			$workers{$number} = $pid;
-		}
+		%workers = map { $_->{number} => $_->{pid} }
+		  grep {
+			     defined $_->{number}
+			  && $_->{nworkers} == $nworkers
+			  && ($_->{state} // '') eq 'active'
+		  } ring_workers($node, $leader_pid, 'state');
 		last if keys %workers == $nworkers;
 		die "the ring of backend $leader_pid did not start: "
 		  . scalar(keys %workers)
@@ -496,11 +551,9 @@ none is.
 sub workers_seen
 {
 	my ($node, $session, $leader_pid) = @_;
-	my $stat = $session->query(
-		qq{SELECT string_agg(pid || ' ' || application_name, ', ')
-		FROM pg_stat_activity
-		WHERE backend_type = 'test_shm_mq_ext'
-		  AND application_name LIKE '% for PID $leader_pid'})->{stdout};
+	my $stat = join(', ',
+		map { "$_->{pid} $_->{name}" }
+		  grep { defined $_->{name} } ring_workers($session, $leader_pid));
 
 	return ((length $stat ? ("pg_stat_activity: $stat") : ()),
 		map { "ps: $_" } worker_processes($node, $leader_pid));
