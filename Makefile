@@ -5,9 +5,9 @@ OBJS = \
 	src/area.o \
 	src/bench.o \
 	src/carrier.o \
-	src/cluster.o \
 	src/cluster_state.o \
 	src/keep.o \
+	src/keep_bounds.o \
 	src/keep_idle.o \
 	src/layout.o \
 	src/messages.o \
@@ -18,10 +18,12 @@ OBJS = \
 	src/ring_state.o \
 	src/segment.o \
 	src/setup.o \
+	src/stats.o \
 	src/test_shm_mq.o \
 	src/wait.o \
 	src/wait_adaptive.o \
 	src/wait_policy.o \
+	src/views.o \
 	src/worker.o \
 	src/worker_reports.o
 PGFILEDESC = "test_shm_mq_ext - shm_mq round trips through dynamic background workers"
@@ -32,13 +34,14 @@ PG_CPPFLAGS = -DTEST_SHM_MQ_VERSION='"$(EXTVERSION)"'
 
 
 EXTENSION = test_shm_mq_ext
-DATA = sql/test_shm_mq_ext--1.3.sql \
+DATA = sql/test_shm_mq_ext--1.4.sql \
 	sql/test_shm_mq_ext--1.0.sql \
 	sql/test_shm_mq_ext--1.0--1.1.sql \
 	sql/test_shm_mq_ext--1.1--1.2.sql \
-	sql/test_shm_mq_ext--1.2--1.3.sql
+	sql/test_shm_mq_ext--1.2--1.3.sql \
+	sql/test_shm_mq_ext--1.3--1.4.sql
 
-REGRESS = extension round_trip pipelined layout strategies bad_input sizes privileges keep zero_copy leftovers
+REGRESS = extension round_trip pipelined layout strategies bad_input sizes privileges keep zero_copy cluster_state leftovers
 TAP_TESTS = 1
 
 PG_CONFIG ?= pg_config

@@ -2,8 +2,10 @@
 -- Who may run what, since 1.2.  Creating a segment or starting workers takes
 -- memory and background worker slots that the whole server shares, so those
 -- functions are not executable by PUBLIC; the estimate allocates nothing and
--- is, and so is taking down one's own kept ring (1.3).  Both a fresh install
--- and an update from 1.1 get there.
+-- is, and so is taking down one's own kept ring (1.3).  Since 1.4 anyone may
+-- read the cluster-wide views, as anyone may read pg_stat_activity, but only
+-- superusers and granted roles may reset the counters.  Both a fresh install
+-- and an update from 1.1 get there, a grant made before an update included.
 --
 CREATE ROLE regress_tsmq_plain;
 CREATE ROLE regress_tsmq_granted;
@@ -78,7 +80,8 @@ $$;
 CREATE TABLE fresh AS SELECT installation() AS installation;
 
 -- Version 1.1 let PUBLIC run everything.  Updating to 1.2 revokes that, and
--- keeps a grant made before the update; 1.3 adds test_shm_mq_release_ring().
+-- keeps a grant made before the update; 1.3 adds test_shm_mq_release_ring();
+-- 1.4 the cluster-wide views and their functions.
 DROP EXTENSION test_shm_mq_ext;
 CREATE EXTENSION test_shm_mq_ext VERSION '1.1';
 GRANT EXECUTE ON FUNCTION
@@ -97,6 +100,11 @@ SET ROLE regress_tsmq_granted;
 SELECT function, outcome(call) FROM calls ORDER BY function;
 RESET ROLE;
 ALTER EXTENSION test_shm_mq_ext UPDATE TO '1.3';
+SELECT * FROM function_privileges ORDER BY proname;
+
+-- 1.4 makes test_shm_mq_bench() anew, with more columns; the grant on the
+-- old one carries over.
+ALTER EXTENSION test_shm_mq_ext UPDATE TO '1.4';
 SELECT * FROM function_privileges ORDER BY proname;
 
 -- The updated installation is the fresh one.

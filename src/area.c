@@ -113,6 +113,7 @@ static void allocation_context(void *arg);
 
 const test_shm_mq_carrier_method test_shm_mq_by_reference_method = {
 	.flushes_each = true,
+	.by_reference = true,
 	.open = by_reference_open,
 	.put = by_reference_put,
 	.resolve = by_reference_resolve,

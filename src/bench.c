@@ -14,8 +14,10 @@
  *
  * Setup counts creating the segment, starting the workers and waiting for
  * them, and taking it all down again, or, with a kept ring, claiming it and
- * keeping it again; the run counts the messages alone.
- * Times come from instr_time, the leader's CPU time from getrusage().
+ * keeping it again; the run counts the messages alone.  Times come from
+ * instr_time, the leader's CPU time from getrusage(), and what each process
+ * of the ring decided as it waited from the ring's wait counts (wait.h):
+ * arrays with the leader first, then each worker.
  *
  * IDENTIFICATION
  *		src/bench.c
@@ -30,6 +32,8 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "portability/instr_time.h"
+#include "catalog/pg_type.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
@@ -37,7 +41,7 @@
 
 PG_FUNCTION_INFO_V1(test_shm_mq_bench);
 
-#define BENCH_COLUMNS	8
+#define BENCH_COLUMNS	(8 + TEST_SHM_MQ_WAIT_COUNTS)
 
 typedef enum bench_mode
 {
@@ -65,6 +69,8 @@ typedef struct bench_result
 	double		run_ms;			/* the messages alone */
 	int64		messages;
 	double		leader_cpu_ms;
+	int			nprocesses;
+	test_shm_mq_wait_counts *waits; /* the run's, by process: nprocesses */
 } bench_result;
 
 static void read_args(FunctionCallInfo fcinfo, bench_args *args);
@@ -73,6 +79,11 @@ static int64 run_messages(test_shm_mq_ring *ring, const bench_args *args,
 static Datum result_row(const bench_args *args, const bench_result *result);
 static bench_mode parse_mode(const char *name);
 static double cpu_ms(void);
+static test_shm_mq_wait_counts *snapshot_waits(test_shm_mq_ring *ring);
+static void subtract_waits(test_shm_mq_wait_counts *after,
+						   const test_shm_mq_wait_counts *before,
+						   int nprocesses);
+static Datum wait_count_array(const bench_result *result, int count);
 
 /*
  * test_shm_mq_bench(queue_size int8, message_size int4, repeat_count int4,
@@ -95,6 +106,7 @@ test_shm_mq_bench(PG_FUNCTION_ARGS)
 	instr_time	done;
 	instr_time	end;
 	double		cpu_start;
+	test_shm_mq_wait_counts *waits_before;
 	int32		i;
 
 	read_args(fcinfo, &args);
@@ -107,12 +119,16 @@ test_shm_mq_bench(PG_FUNCTION_ARGS)
 	ring = test_shm_mq_ring_acquire(args.queue_size, args.nworkers,
 									args.strategy);
 	INSTR_TIME_SET_CURRENT(ready);
+	waits_before = snapshot_waits(ring);
 	cpu_start = cpu_ms();
 
 	result.messages = run_messages(ring, &args, message);
 
 	result.leader_cpu_ms = cpu_ms() - cpu_start;
 	INSTR_TIME_SET_CURRENT(done);
+	result.nprocesses = args.nworkers + 1;
+	result.waits = snapshot_waits(ring);
+	subtract_waits(result.waits, waits_before, result.nprocesses);
 	test_shm_mq_ring_done(ring, fcinfo->flinfo->fn_oid);
 	INSTR_TIME_SET_CURRENT(end);
 
@@ -205,6 +221,7 @@ result_row(const bench_args *args, const bench_result *result)
 	bool		nulls[BENCH_COLUMNS];
 	double		run_ms = result->run_ms;
 	int64		messages = result->messages;
+	int			i;
 
 	memset(nulls, 0, sizeof(nulls));
 	values[0] = Float8GetDatum(result->setup_ms);
@@ -221,6 +238,8 @@ result_row(const bench_args *args, const bench_result *result)
 	else
 		nulls[4] = nulls[5] = nulls[6] = true;
 	values[7] = Float8GetDatum(result->leader_cpu_ms);
+	for (i = 0; i < TEST_SHM_MQ_WAIT_COUNTS; i++)
+		values[8 + i] = wait_count_array(result, i);
 
 	return HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(args->tupdesc),
 											 values, nulls));
@@ -256,4 +275,54 @@ cpu_ms(void)
 	getrusage(RUSAGE_SELF, &usage);
 	return (usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1000.0 +
 		(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1000.0;
+}
+
+/*
+ * A copy of every process's wait counts, the leader first: they grow for as
+ * long as the ring lives, so a run's are the difference of two copies.
+ */
+static test_shm_mq_wait_counts *
+snapshot_waits(test_shm_mq_ring *ring)
+{
+	int			nprocesses = ring->nworkers + 1;
+	test_shm_mq_wait_counts *copy;
+	int			process;
+
+	copy = palloc(sizeof(test_shm_mq_wait_counts) * nprocesses);
+	for (process = 0; process < nprocesses; process++)
+		copy[process] = *test_shm_mq_ring_wait_counts(ring, process);
+	return copy;
+}
+
+/*
+ * after -= before, count by count.
+ */
+static void
+subtract_waits(test_shm_mq_wait_counts *after,
+			   const test_shm_mq_wait_counts *before, int nprocesses)
+{
+	uint64	   *a = (uint64 *) after;
+	const uint64 *b = (const uint64 *) before;
+	int			i;
+
+	for (i = 0; i < nprocesses * (int) TEST_SHM_MQ_WAIT_COUNTS; i++)
+		a[i] -= b[i];
+}
+
+/*
+ * One of the wait counts (test_shm_mq_wait_counts' count-th field) of every
+ * process, as an int8[], the leader first.
+ */
+static Datum
+wait_count_array(const bench_result *result, int count)
+{
+	Datum	   *elements = palloc(sizeof(Datum) * result->nprocesses);
+	int			process;
+
+	for (process = 0; process < result->nprocesses; process++)
+		elements[process] =
+			Int64GetDatum((int64) ((const uint64 *) &result->waits[process])[count]);
+	return PointerGetDatum(construct_array(elements, result->nprocesses,
+										   INT8OID, sizeof(int64),
+										   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }

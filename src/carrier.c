@@ -28,6 +28,7 @@ static void copying_close(test_shm_mq_carrier *carrier);
 
 const test_shm_mq_carrier_method test_shm_mq_copying_method = {
 	.flushes_each = false,
+	.by_reference = false,
 	.open = copying_open,
 	.put = copying_put,
 	.resolve = copying_resolve,
@@ -54,6 +55,21 @@ test_shm_mq_carrier_open(test_shm_mq_carrier *carrier,
 	carrier->message_size = message_size;
 	carrier->private_state = NULL;
 	carrier->method->open(carrier, copies);
+}
+
+/*
+ * Count copies copies of the carrier's message as sent round the ring, for
+ * the call's counts.
+ */
+void
+test_shm_mq_carrier_count(test_shm_mq_carrier *carrier, int copies)
+{
+	int64		bytes = (int64) carrier->message_size * copies;
+
+	carrier->ring->messages += copies;
+	carrier->ring->bytes += bytes;
+	if (carrier->method->by_reference)
+		carrier->ring->bytes_by_reference += bytes;
 }
 
 /* Copying needs nothing beyond the message. */

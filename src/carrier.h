@@ -43,11 +43,12 @@ typedef struct test_shm_mq_carrier test_shm_mq_carrier;
  * flushes_each says that every copy must be flushed as it is sent: true
  * where put can refuse for want of room, since a copy held back, unflushed,
  * while the leader waits for one to come back would never reach the first
- * worker.
+ * worker.  by_reference says the message itself does not travel the queues.
  */
 typedef struct test_shm_mq_carrier_method
 {
 	bool		flushes_each;
+	bool		by_reference;
 	void		(*open) (test_shm_mq_carrier *carrier, int copies);
 	bool		(*put) (test_shm_mq_carrier *carrier, Size *nbytes,
 						const void **data);
@@ -74,6 +75,8 @@ extern void test_shm_mq_carrier_open(test_shm_mq_carrier *carrier,
 									 test_shm_mq_ring *ring,
 									 const char *message, Size message_size,
 									 int copies);
+extern void test_shm_mq_carrier_count(test_shm_mq_carrier *carrier,
+									  int copies);
 
 static inline bool
 test_shm_mq_carrier_put(test_shm_mq_carrier *carrier, Size *nbytes,

@@ -16,13 +16,12 @@
 
 #include "fmgr.h"
 #include "postmaster/bgworker.h"
-#include "storage/lock.h"
 #include "storage/lwlock.h"
+#include "storage/proc.h"
 #include "storage/shm_mq.h"
 #include "catalog/pg_proc.h"
 #include "utils/acl.h"
 #include "utils/guc.h"
-#include "utils/guc_tables.h"
 
 /* PostgreSQL 14 moved the wait event definitions out of pgstat.h. */
 #if PG_VERSION_NUM >= 140000
@@ -69,52 +68,15 @@
 #define TEST_SHM_MQ_WORKERS_NEED_LOGIN true
 #endif
 
-/* PostgreSQL 17 lets LockHeldByMe() count a stronger lock too. */
-#if PG_VERSION_NUM >= 170000
-#define test_shm_mq_lock_held_by_me(tag, mode) LockHeldByMe((tag), (mode), false)
-#else
-#define test_shm_mq_lock_held_by_me(tag, mode) LockHeldByMe((tag), (mode))
-#endif
 
-/*
- * Whether a PGPROC is a background worker's: PostgreSQL 19 records each
- * process's BackendType there; 18 had isRegularBackend, false for every
- * process that is not a client's backend; before, isBackgroundWorker.
- */
-#if PG_VERSION_NUM >= 190000
-#define test_shm_mq_proc_is_background(proc) \
-	((proc)->backendType == B_BG_WORKER)
-#elif PG_VERSION_NUM >= 180000
-#define test_shm_mq_proc_is_background(proc) (!(proc)->isRegularBackend)
-#else
-#define test_shm_mq_proc_is_background(proc) ((proc)->isBackgroundWorker)
-#endif
 
-/*
- * PostgreSQL 16 replaced the per-object ACL checks with object_aclcheck(),
- * and exported find_option(); before, the GUC table is searched by hand.
- */
+/* PostgreSQL 16 replaced the per-object ACL checks with object_aclcheck(). */
 #if PG_VERSION_NUM >= 160000
 #define test_shm_mq_function_aclcheck(function_oid, role_oid, mode) \
 	object_aclcheck(ProcedureRelationId, (function_oid), (role_oid), (mode))
-#define test_shm_mq_find_option(name) find_option((name), false, true, ERROR)
 #else
 #define test_shm_mq_function_aclcheck(function_oid, role_oid, mode) \
 	pg_proc_aclcheck((function_oid), (role_oid), (mode))
-static inline struct config_generic *
-test_shm_mq_find_option(const char *name)
-{
-	struct config_generic **variables = get_guc_variables();
-	int			count = GetNumConfigOptions();
-	int			i;
-
-	for (i = 0; i < count; i++)
-	{
-		if (strcmp(variables[i]->name, name) == 0)
-			return variables[i];
-	}
-	return NULL;
-}
 #endif
 
 /*
@@ -179,6 +141,30 @@ test_shm_mq_find_option(const char *name)
 #else
 #define test_shm_mq_new_tranche(name) ((void) (name), LWLockNewTrancheId())
 #define test_shm_mq_name_tranche(id, name) LWLockRegisterTranche((id), (name))
+#endif
+
+/*
+ * How many PGPROCs backends and background workers can have, numbered from
+ * 0.  PostgreSQL 15 has MaxBackends set by the time shmem_request_hook runs;
+ * before, a preloaded library asks for memory in _PG_init(), when it is not
+ * set yet, and adds up its parts itself.
+ */
+#if PG_VERSION_NUM >= 150000
+#define TEST_SHM_MQ_MAX_BACKENDS	MaxBackends
+#else
+#define TEST_SHM_MQ_MAX_BACKENDS \
+	(MaxConnections + autovacuum_max_workers + 1 + max_worker_processes + \
+	 max_wal_senders)
+#endif
+
+/*
+ * A PGPROC's number: PostgreSQL 17 computes it from the address, before it
+ * was a field.
+ */
+#if PG_VERSION_NUM >= 170000
+#define test_shm_mq_proc_number(proc) ((int) GetNumberFromPGProc(proc))
+#else
+#define test_shm_mq_proc_number(proc) ((proc)->pgprocno)
 #endif
 
 /* PostgreSQL 16 declares the module load callback in fmgr.h. */

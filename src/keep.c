@@ -1,43 +1,38 @@
 /*-------------------------------------------------------------------------
  *
  * keep.c
- *		Keeping a ring between calls.  With test_shm_mq_ext.ring_keepalive
- *		set, a successful call leaves its ring up, and the session's next call
- *		of the same shape uses it again instead of building a new one.
+ *		Keeping a ring between calls, the leader's side.  With
+ *		test_shm_mq_ext.ring_keepalive set, a successful call leaves its ring
+ *		up, and the session's next call of the same shape uses it again
+ *		instead of building a new one.
  *
  * A session keeps at most one ring.  While kept, the ring is held by its
  * workers alone: the leader detaches from the segment, and the ring's memory
  * moves from the transaction to the session.  The workers sleep until the
  * keepalive has passed; then the first to wake closes the ring and all leave,
- * and the last to detach destroys the segment.  So an expired ring leaves
- * nothing behind, even while its session sits idle.
+ * and the last to detach destroys the segment (keep_idle.c).  So an expired
+ * ring leaves nothing behind, even while its session sits idle.
+ *
+ * Keeping needs the cluster-wide state: the leader's entry holds the
+ * deadline, which others may shorten, and what the ring holds of the
+ * cluster's cap on kept workers (keep_bounds.c).  Where there is none, no
+ * ring is kept, and the session is told so once.
  *
  * A call claims a kept ring by attaching again and moving it from KEPT to
  * OPEN (ring_state.c) under the header's lock, which a worker also holds to
- * close it: the ring is either claimed or closed, never both.  A ring found closed, or
- * gone, is replaced quietly; one that lost a worker while it was idle is
- * replaced with a NOTICE saying what became of the worker, in its own words
- * if it sent any: the worker pinned the segment as it left, so that its
- * report is still there.  From the claim on, the ring belongs to the call
- * exactly as a new one does, so an error or cancel during the call takes it
- * down the same way.
+ * close it: the ring is either claimed or closed, never both.  A ring found
+ * closed, or gone, is replaced quietly; one that lost a worker while it was
+ * idle is replaced with a NOTICE saying what became of the worker, in its
+ * own words if it sent any: the worker pinned the segment as it left, so
+ * that its report is still there.  From the claim on, the ring belongs to
+ * the call exactly as a new one does, so an error or cancel during the call
+ * takes it down the same way.
  *
- * A ring is kept only while nobody waits for a worker slot, and only if the
- * cluster-wide cap test_shm_mq_ext.max_kept_workers has room for its workers
- * (cluster.c); otherwise it is taken down as its call ends.  Idle kept
- * workers stand down by themselves when a session starts to wait
- * (keep_idle.c).
- *
- * The kept ring ends with what owns it.  A call of another shape, or one
- * made with ring_keepalive at 0, or by another role, takes it down; so do the
- * rollback of the (sub)transaction that last used it, test_shm_mq_release_ring()
- * and the end of the session.  And the commit of every transaction checks
- * that the ring is still wanted: that ring_keepalive, as it will be once the
- * transaction is over, is above 0 (so SET, RESET, RESET ALL, DISCARD ALL or
- * the end of a SET LOCAL take it down), and that the function whose call kept
- * it still exists and may still be executed by its role (so DROP EXTENSION
- * and REVOKE do).  A call never claims a ring whose function is gone, so a
- * CREATE EXTENSION after another session's DROP builds a new one.
+ * The kept ring ends with what owns it: a call of another shape, or by
+ * another role, or after its function was dropped or revoked; the rollback
+ * of the (sub)transaction that last used it; test_shm_mq_release_ring(); and
+ * the end of the session.  What ends it from outside, while the session
+ * sits idle, is keep_bounds.c's.
  *
  * IDENTIFICATION
  *		src/keep.c
@@ -49,24 +44,19 @@
 #include "access/xact.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
-#include "utils/guc_tables.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "keep.h"
+#include "stats.h"
 
 /* What the leader keeps about a ring while it is kept: ring->kept. */
 typedef struct test_shm_mq_kept
 {
 	SubTransactionId subid;		/* the (sub)transaction whose rollback
 								 * takes it down */
-	Oid			keeper_function;	/* the SQL function whose call kept it:
-									 * gone, or no longer executable by
-									 * ring->owner_role, takes the ring down */
-	int		   *tickets;		/* kept-worker tickets held (cluster.c), by
-								 * number: nworkers entries */
-	int			ntickets;
+	Oid			keeper_function;	/* the SQL function whose call kept it */
 } test_shm_mq_kept;
 
 /* The ring this session keeps between calls, if any. */
@@ -74,13 +64,12 @@ static test_shm_mq_ring *kept_ring = NULL;
 
 static bool callbacks_registered = false;
 
+static bool may_keep(test_shm_mq_ring *ring);
 static bool same_shape(test_shm_mq_ring *ring, int64 queue_size,
 					   int nworkers, test_shm_mq_wait_strategy strategy);
 static bool quiesce(test_shm_mq_ring *ring);
 static void detach_leader(test_shm_mq_ring *ring);
 static bool still_owned(test_shm_mq_ring *ring);
-static bool wanted_after_commit(test_shm_mq_ring *ring);
-static int	keepalive_after_commit(void);
 static test_shm_mq_ring *claim_kept_ring(void);
 static bool report_loss(test_shm_mq_ring *ring);
 static void keep_ring(test_shm_mq_ring *ring, Oid keeper_function);
@@ -113,33 +102,16 @@ test_shm_mq_keep_claim(int64 queue_size, int nworkers,
 /*
  * Keep a ring after a successful call of the SQL function keeper_function,
  * if test_shm_mq_ext.ring_keepalive says so.  Returns false, leaving the
- * ring as it was, if it may not be kept: a ring without workers, since
- * nothing but the leader holds its segment; one with a message left over,
- * which the next call would take for its own; one whose slots another
- * session waits for, or whose workers the cluster-wide cap has no room for.
+ * ring as it was, if it may not be kept (may_keep()), or if the cluster's
+ * cap on kept workers has no room for its workers.
  */
 bool
 test_shm_mq_keep_offer(test_shm_mq_ring *ring, Oid keeper_function)
 {
-	if (test_shm_mq_ring_keepalive <= 0 || ring->nworkers == 0)
+	if (!may_keep(ring) || !test_shm_mq_keep_take_workers(ring->nworkers))
 		return false;
-	if (ring->kept == NULL)
-	{
-		ring->kept = MemoryContextAllocZero(ring->context,
-											sizeof(test_shm_mq_kept));
-		ring->kept->tickets = MemoryContextAllocZero(ring->context,
-													 mul_size(ring->nworkers,
-															  sizeof(int)));
-	}
-	if (quiesce(ring) &&
-		!test_shm_mq_slot_waiter_present() &&
-		test_shm_mq_kept_tickets_take(ring->nworkers, ring->kept->tickets,
-									  &ring->kept->ntickets))
-	{
-		keep_ring(ring, keeper_function);
-		return true;
-	}
-	return false;
+	keep_ring(ring, keeper_function);
+	return true;
 }
 
 /*
@@ -161,23 +133,31 @@ test_shm_mq_keep_release(void)
 }
 
 /*
- * Say, while waiting for a worker slot, that we wait, so that idle kept
- * rings stand down; call at every poll.  *announced says whether we have
- * said so already.
+ * May this ring be kept?  Not without a keepalive, nor a ring without
+ * workers, since nothing but the leader holds its segment; nor one with a
+ * message left over, which the next call would take for its own; nor while
+ * a session waits for a worker slot; nor where there is no cluster-wide
+ * state, which the session hears of once.
  */
-void
-test_shm_mq_keep_announce_slot_wait(bool *announced)
+static bool
+may_keep(test_shm_mq_ring *ring)
 {
-	test_shm_mq_slot_wait_announce(announced);
-}
+	static bool warned = false;
 
-/*
- * A wait for worker slots that ended well: stop saying that we wait.
- */
-void
-test_shm_mq_keep_end_slot_wait(bool *announced)
-{
-	test_shm_mq_slot_wait_end(announced);
+	if (test_shm_mq_ring_keepalive <= 0 || ring->nworkers == 0)
+		return false;
+	if (test_shm_mq_my_entry() == NULL)
+	{
+		if (!warned)
+			ereport(WARNING,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("no ring is kept: test_shm_mq_ext has no shared state in this server"),
+					 errdetail("\"test_shm_mq_ext.ring_keepalive\" is ignored; every ring is taken down when its call ends."),
+					 errhint("Add test_shm_mq_ext to \"shared_preload_libraries\" and restart the server.")));
+		warned = true;
+		return false;
+	}
+	return quiesce(ring) && !test_shm_mq_keep_slots_wanted();
 }
 
 /*
@@ -227,6 +207,7 @@ static void
 detach_leader(test_shm_mq_ring *ring)
 {
 	test_shm_mq_ring_leave_up_on_detach(ring);
+	test_shm_mq_stats_count_leader_waits(ring);
 	test_shm_mq_ring_detach_queues(ring);
 	dsm_detach(ring->segment);
 	ring->segment = NULL;
@@ -248,59 +229,9 @@ still_owned(test_shm_mq_ring *ring)
 }
 
 /*
- * Is the kept ring still wanted once the committing transaction is over?
- * Called before the commit, in the transaction, where the catalogs can still
- * be read and an error can still abort it.
- */
-static bool
-wanted_after_commit(test_shm_mq_ring *ring)
-{
-	return keepalive_after_commit() > 0 &&
-		SearchSysCacheExists1(PROCOID,
-							  ObjectIdGetDatum(ring->kept->keeper_function)) &&
-		test_shm_mq_function_aclcheck(ring->kept->keeper_function,
-										  ring->owner_role,
-									  ACL_EXECUTE) == ACLCHECK_OK;
-}
-
-/*
- * The value test_shm_mq_ext.ring_keepalive will have once the top-level
- * transaction now committing is over, read from the setting's stack of
- * saved values: a SET LOCAL ends with the transaction, which is after the
- * last transaction callback.  At that point only the transaction's own
- * entry can be left, and the commit keeps its value (SET), restores the
- * one from before the transaction (SET LOCAL), or restores the SET value
- * that a later SET LOCAL masked.
- */
-static int
-keepalive_after_commit(void)
-{
-	static struct config_generic *setting = NULL;
-	GucStack   *stack;
-
-	if (setting == NULL)
-		setting = test_shm_mq_find_option("test_shm_mq_ext.ring_keepalive");
-	if (setting == NULL || setting->stack == NULL)
-		return test_shm_mq_ring_keepalive;
-
-	stack = setting->stack;
-	switch (stack->state)
-	{
-		case GUC_SET:
-			return test_shm_mq_ring_keepalive;
-		case GUC_SET_LOCAL:
-			return stack->masked.val.intval;
-		case GUC_SAVE:
-		case GUC_LOCAL:
-			return stack->prior.val.intval;
-	}
-	return test_shm_mq_ring_keepalive;
-}
-
-/*
  * Claim the kept ring for a call.  Returns NULL, having taken the ring down,
- * if it expired, stood down for a session waiting for a worker slot, or lost
- * a worker while idle; the last with a NOTICE.
+ * if it expired, stood down for a session waiting for a worker slot, was
+ * ended from outside, or lost a worker while idle; the last with a NOTICE.
  *
  * The ring stays the session's until attaching to it again has succeeded:
  * should that fail, it is still kept, for the next call or the end of the
@@ -323,6 +254,9 @@ claim_kept_ring(void)
 
 	if (state == TEST_SHM_MQ_RING_KEPT)
 	{
+		/* Claimed: it is no longer idle. */
+		test_shm_mq_keep_give_back(test_shm_mq_my_entry());
+		test_shm_mq_count(TEST_SHM_MQ_RINGS_CLAIMED, 1);
 		test_shm_mq_ring_attach_queues(ring);
 		if (!report_loss(ring))
 			return ring;
@@ -330,7 +264,7 @@ claim_kept_ring(void)
 	else if (state == TEST_SHM_MQ_RING_LOST)
 	{
 		/* Take the pin over first: nothing after this can leave it. */
-		if (test_shm_mq_state_end_kept(ring->header))
+		if (test_shm_mq_state_end_kept(ring->header) == TEST_SHM_MQ_RING_LOST)
 			dsm_unpin_segment(ring->handle);
 		test_shm_mq_ring_attach_queues(ring);
 		(void) report_loss(ring);
@@ -369,7 +303,7 @@ report_loss(test_shm_mq_ring *ring)
 /*
  * Keep a ring after a successful call: mark it kept until the keepalive has
  * passed, wake the workers so that they go idle and start counting, and
- * leave it to them.
+ * leave it to them.  Its workers are counted against the cap already.
  */
 static void
 keep_ring(test_shm_mq_ring *ring, Oid keeper_function)
@@ -387,11 +321,16 @@ keep_ring(test_shm_mq_ring *ring, Oid keeper_function)
 		before_shmem_exit(kept_ring_at_exit, (Datum) 0);
 		callbacks_registered = true;
 	}
+	if (ring->kept == NULL)
+		ring->kept = MemoryContextAllocZero(ring->context,
+											sizeof(test_shm_mq_kept));
 
 	keep_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 											 test_shm_mq_ring_keepalive);
-	test_shm_mq_state_keep(ring->header, keep_until);
+	test_shm_mq_keep_publish(ring, keep_until, keeper_function);
+	test_shm_mq_state_keep(ring->header);
 	test_shm_mq_state_wake_workers(ring->header);
+	test_shm_mq_count(TEST_SHM_MQ_RINGS_KEPT, 1);
 
 	detach_leader(ring);
 	MemoryContextSetParent(ring->context, TopMemoryContext);
@@ -402,9 +341,10 @@ keep_ring(test_shm_mq_ring *ring, Oid keeper_function)
 
 /*
  * Take down a ring that was kept: attach again if need be, close it, taking
- * over the pin of a worker that lost it, give back its tickets, and release
- * it, which waits until its workers have exited.  If the segment is gone,
- * its workers have all left it, and only their exits are waited for.
+ * over the pin of a worker that lost it and giving back its place under the
+ * cap if it was still kept, and release it, which waits until its workers
+ * have exited.  If the segment is gone, its workers have all left it, and
+ * only their exits are waited for.
  *
  * Interrupts are held throughout: an interrupt between attaching and
  * releasing would leave the workers to an abort that no longer knows them.
@@ -415,34 +355,32 @@ end_kept_ring(test_shm_mq_ring *ring)
 	HOLD_INTERRUPTS();
 	if (ring->segment == NULL)
 		(void) test_shm_mq_ring_attach(ring);
-	if (ring->segment != NULL && test_shm_mq_state_end_kept(ring->header))
-		dsm_unpin_segment(ring->handle);
-	test_shm_mq_kept_tickets_give_back(ring->kept->tickets,
-									   &ring->kept->ntickets);
+	if (ring->segment != NULL)
+	{
+		switch (test_shm_mq_state_end_kept(ring->header))
+		{
+			case TEST_SHM_MQ_RING_KEPT:
+				test_shm_mq_keep_give_back(test_shm_mq_my_entry());
+				test_shm_mq_count(TEST_SHM_MQ_RINGS_ENDED, 1);
+				break;
+			case TEST_SHM_MQ_RING_LOST:
+				dsm_unpin_segment(ring->handle);
+				break;
+		}
+	}
 	test_shm_mq_ring_release(ring);
 	RESUME_INTERRUPTS();
 }
 
 /*
  * Transaction callback: a rollback takes down a ring kept during the
- * transaction; a commit hands it to the session, beyond any later rollback,
- * if it is still wanted once the transaction is over, and takes it down, as
- * the last thing before the commit, if not.
+ * transaction; a commit hands it to the session, beyond any later rollback.
  */
 static void
 kept_ring_xact_callback(XactEvent event, void *arg)
 {
-	if (kept_ring == NULL)
-		return;
-
-	if (event == XACT_EVENT_PRE_COMMIT || event == XACT_EVENT_PRE_PREPARE)
-	{
-		if (!wanted_after_commit(kept_ring))
-			(void) test_shm_mq_keep_release();
-		return;
-	}
-
-	if (kept_ring->kept->subid == InvalidSubTransactionId)
+	if (kept_ring == NULL ||
+		kept_ring->kept->subid == InvalidSubTransactionId)
 		return;
 
 	switch (event)
@@ -492,4 +430,14 @@ static void
 kept_ring_at_exit(int code, Datum arg)
 {
 	(void) test_shm_mq_keep_release();
+}
+
+/*
+ * The ring this session keeps, if any: for keep_bounds.c, whose assign hook
+ * shortens its keepalive.
+ */
+test_shm_mq_ring *
+test_shm_mq_keep_current(void)
+{
+	return kept_ring;
 }

@@ -2,17 +2,26 @@
  *
  * keep_idle.c
  *		A kept ring's workers between calls: sleep until the next call's
- *		first message, and end the ring when it is no longer wanted.
+ *		first message, and close the ring once it is no longer wanted.
  *
- * Between the calls of a kept ring each worker is idle and sleeps until the
- * next call's first message reaches it, or until the keepalive has passed;
- * then it closes the ring itself and leaves, and so do the others.  Woken
- * while idle, it looks whether a session waits for a worker slot, and if one
- * does, it closes the ring and wakes the others, so that the slots go to
- * that session.  A worker that leaves a kept ring for any other reason, an
- * error or a signal, marks it lost and pins its segment, so that the
- * leader's next call can say what became of it.  Every such move is
- * ring_state.c's.
+ * Between the calls of a kept ring each worker is idle, connected, and says
+ * in pg_stat_activity whose ring it keeps and until when.  It sleeps until
+ * the next call's first message reaches it, or until the ring's deadline,
+ * which lives in the leader's entry of the cluster-wide state, since others
+ * may shorten it (keep_bounds.c).  The first worker to find the ring no
+ * longer wanted closes it and wakes the others, and all leave:
+ *
+ * - its deadline has passed: it expires;
+ * - someone ended it early (its keepalive set to 0, its function dropped or
+ *   revoked), or a reload lowered the cap below what idle rings hold, or
+ *   turned the keepalive the workers read from positive to 0, or worker 1,
+ *   which looks every ROLE_CHECK_INTERVAL_MS, finds its role dropped;
+ * - a session waits for a worker slot: it stands down.
+ *
+ * A worker that leaves a kept ring for any other reason, an error or a
+ * signal, pins its segment and marks it lost, so that the leader's next
+ * call can say what became of it.  Every such move is ring_state.c's; the
+ * worker that makes it gives back the ring's share of the cap.
  *
  * IDENTIFICATION
  *		src/keep_idle.c
@@ -21,11 +30,25 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "pgstat.h"
 #include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
 #include "storage/dsm.h"
+#include "utils/guc.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "keep.h"
+#include "stats.h"
+
+/*
+ * How often worker 1 of a kept ring looks whether the ring's role still
+ * exists: DROP ROLE reaches no process of ours, and runs no event trigger.
+ * Half the second in which the README promises the ring goes.
+ */
+#define ROLE_CHECK_INTERVAL_MS	500
 
 /* What a worker's detach callback needs to know. */
 typedef struct watched_worker
@@ -34,8 +57,21 @@ typedef struct watched_worker
 	int			worker_number;
 } watched_worker;
 
+static watched_worker watched;
+
+/* When worker 1 last looked for its ring's role. */
+static TimestampTz role_checked_at = 0;
+
+static test_shm_mq_counter why_unwanted(test_shm_mq_entry *leader,
+										TimestampTz now,
+										TimestampTz *keep_until);
+static bool reload_ends_ring(test_shm_mq_entry *leader);
+static bool role_dropped(test_shm_mq_entry *leader, TimestampTz now);
+static void report_idle(test_shm_mq_header *header, TimestampTz keep_until);
+static void closed_kept_ring(test_shm_mq_header *header,
+							 test_shm_mq_entry *leader,
+							 test_shm_mq_counter why);
 static void leaving_kept_ring(dsm_segment *segment, Datum arg);
-static bool stand_down(test_shm_mq_header *header);
 
 /*
  * From now on, should this worker leave the ring while it is kept, mark the
@@ -48,11 +84,9 @@ void
 test_shm_mq_keep_watch_worker(dsm_segment *segment,
 							  test_shm_mq_header *header, int worker_number)
 {
-	static watched_worker watched;
-
 	watched.header = header;
 	watched.worker_number = worker_number;
-	on_dsm_detach(segment, leaving_kept_ring, PointerGetDatum(&watched));
+	on_dsm_detach(segment, leaving_kept_ring, (Datum) 0);
 }
 
 /*
@@ -67,75 +101,193 @@ test_shm_mq_keep_between_calls(test_shm_mq_header *header)
 
 /*
  * Sleep while the ring is kept between calls: until a call's first message
- * wakes us, the leader closes the ring, or keep_until passes.  Returns false
- * if the ring is closed, by us once keep_until has passed or, woken while
- * idle, for a session waiting for a worker slot; true when the worker is to
- * look at its queues again.  just_idle says the worker has only now gone
- * idle, and was not woken: a session waiting for a slot wakes every idle
- * worker, and one about to keep a ring looks for waiters itself.
+ * wakes us, or something makes us look again.  Returns false if the ring is
+ * closed, by us or another; true when the worker is to look at its queues
+ * again.  just_idle says the worker has only now gone idle: it counts what
+ * its waits came to, and says whose ring it keeps.  worker_number says
+ * which worker we are: worker 1 also looks for the ring's role.
  *
  * The leader claims a kept ring under the same lock, so it finds the ring
  * either still kept, and the workers staying, or closed, and builds another.
  */
 bool
-test_shm_mq_keep_idle(test_shm_mq_header *header, bool just_idle)
+test_shm_mq_keep_idle(test_shm_mq_header *header, int worker_number,
+					  bool just_idle)
 {
+	test_shm_mq_entry *leader = test_shm_mq_entry_of(header->leader);
 	TimestampTz now = GetCurrentTimestamp();
 	TimestampTz keep_until;
-	uint32		state;
+	test_shm_mq_counter why = why_unwanted(leader, now, &keep_until);
+	uint32		state = test_shm_mq_state_expire(header, why != 0);
+	long		sleep_ms;
 
-	state = test_shm_mq_state_expire(header, now, &keep_until);
-	if (state == TEST_SHM_MQ_RING_CLOSED || state == TEST_SHM_MQ_RING_LOST)
+	if (state == TEST_SHM_MQ_RING_KEPT && why != 0)
+	{
+		closed_kept_ring(header, leader, why);
 		return false;
+	}
 	if (state != TEST_SHM_MQ_RING_KEPT)
-		return true;			/* claimed meanwhile: look again */
-	if (!just_idle && stand_down(header))
-		return false;
+		return !test_shm_mq_state_closed(header);
 
-	/* Round up, so as to wake no earlier than keep_until. */
-	test_shm_mq_sleep(TEST_SHM_MQ_WAIT_EVENT_KEPT,
-					  (long) ((keep_until - now + 999) / 1000));
+	if (just_idle)
+	{
+		test_shm_mq_stats_count_worker_waits();
+		report_idle(header, keep_until);
+	}
+
+	/* Round up, so as to wake no earlier than the deadline. */
+	sleep_ms = (long) ((keep_until - now + 999) / 1000);
+	if (worker_number == 1)
+		sleep_ms = Min(sleep_ms, ROLE_CHECK_INTERVAL_MS);
+	test_shm_mq_sleep(TEST_SHM_MQ_WAIT_EVENT_KEPT, sleep_ms);
 	return !test_shm_mq_state_closed(header);
 }
 
 /*
- * If a session waits for a worker slot, close the ring, so that its
- * workers' slots go to that session, and wake the other workers to leave
- * too.  Returns whether we closed it.  The leader claims a kept ring under
- * the same lock, so the ring is either claimed or closed.
+ * Why the ring is no longer wanted, as the counter that counts it, or 0 if
+ * it still is; sets *keep_until to its deadline.
  */
-static bool
-stand_down(test_shm_mq_header *header)
+static test_shm_mq_counter
+why_unwanted(test_shm_mq_entry *leader, TimestampTz now,
+			 TimestampTz *keep_until)
 {
-	if (!test_shm_mq_slot_waiter_present() ||
-		!test_shm_mq_state_stand_down(header))
-		return false;
+	test_shm_mq_end_reason end_reason;
 
-	elog(DEBUG1, "%s: kept ring stands down for a session waiting for a worker slot",
-		 MyBgworkerEntry->bgw_name);
-	test_shm_mq_state_wake_workers(header);
-	return true;
+	SpinLockAcquire(&leader->mutex);
+	*keep_until = leader->keep_until;
+	end_reason = leader->end_reason;
+	SpinLockRelease(&leader->mutex);
+
+	if (end_reason != TEST_SHM_MQ_END_NONE || reload_ends_ring(leader) ||
+		role_dropped(leader, now))
+		return TEST_SHM_MQ_RINGS_ENDED;
+	if (now >= *keep_until)
+		return TEST_SHM_MQ_RINGS_EXPIRED;
+	if (test_shm_mq_keep_slots_wanted())
+		return TEST_SHM_MQ_RINGS_STOOD_DOWN;
+	return 0;
 }
 
 /*
- * on_dsm_detach callback: leaving a ring that is still kept, before its
- * keepalive has passed, means something went wrong with us: mark the ring
- * lost, naming us, with the segment pinned so that our error report
- * outlives us, for the leader's next call to read.  The pin comes first, so
- * that it is there whenever the leader finds the ring lost, and only one
- * worker takes it; the leader takes it over.  After keep_until, the ring is
- * only closed, as if it had expired.
+ * Take in a reload, if one is pending: does it end the ring?  It does if
+ * the cap is now below what idle rings hold, and this ring's share is given
+ * back to make up for it, or if it turned the keepalive this worker reads
+ * from positive to 0.
+ */
+static bool
+reload_ends_ring(test_shm_mq_entry *leader)
+{
+	int			keepalive_before = test_shm_mq_ring_keepalive;
+
+	if (!ConfigReloadPending)
+		return false;
+	ConfigReloadPending = false;
+	ProcessConfigFile(PGC_SIGHUP);
+	if (keepalive_before > 0 && test_shm_mq_ring_keepalive == 0)
+		return true;
+	return test_shm_mq_keep_over_cap(leader);
+}
+
+/*
+ * Worker 1, every ROLE_CHECK_INTERVAL_MS: has the ring's role been dropped?
+ */
+static bool
+role_dropped(test_shm_mq_entry *leader, TimestampTz now)
+{
+	Oid			role;
+	bool		exists;
+
+	if (watched.worker_number != 1 ||
+		!TimestampDifferenceExceeds(role_checked_at, now,
+									ROLE_CHECK_INTERVAL_MS))
+		return false;
+	role_checked_at = now;
+
+	SpinLockAcquire(&leader->mutex);
+	role = leader->role;
+	SpinLockRelease(&leader->mutex);
+
+	StartTransactionCommand();
+	exists = SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(role));
+	CommitTransactionCommand();
+	return !exists;
+}
+
+/*
+ * Say in pg_stat_activity whose ring this worker keeps, and until when.
+ */
+static void
+report_idle(test_shm_mq_header *header, TimestampTz keep_until)
+{
+	char		activity[128];
+
+	snprintf(activity, sizeof(activity),
+			 "kept for the next call of PID %d, until %s",
+			 (int) header->leader_pid, timestamptz_to_str(keep_until));
+	pgstat_report_activity(STATE_IDLE, activity);
+}
+
+/*
+ * We closed a kept ring, for the reason why counts: give back its share of
+ * the cap, show it closing, count it, and wake the other workers to leave.
+ */
+static void
+closed_kept_ring(test_shm_mq_header *header, test_shm_mq_entry *leader,
+				 test_shm_mq_counter why)
+{
+	test_shm_mq_keep_give_back(leader);
+	SpinLockAcquire(&leader->mutex);
+	if (leader->phase == TEST_SHM_MQ_PHASE_KEPT)
+		leader->phase = TEST_SHM_MQ_PHASE_CLOSING;
+	SpinLockRelease(&leader->mutex);
+	test_shm_mq_count(why, 1);
+	test_shm_mq_state_wake_workers(header);
+	elog(DEBUG1, "%s closes its kept ring", MyBgworkerEntry->bgw_name);
+}
+
+/*
+ * on_dsm_detach callback: leaving a ring that is still kept, before it is
+ * unwanted, means something went wrong with us: mark the ring lost, naming
+ * us, with the segment pinned so that our error report outlives us, for the
+ * leader's next call to read.  The pin comes first, so that it is there
+ * whenever the leader finds the ring lost, and only one worker takes it;
+ * the leader takes it over.  An unwanted ring is only closed.
  */
 static void
 leaving_kept_ring(dsm_segment *segment, Datum arg)
 {
-	watched_worker *watched = (watched_worker *) DatumGetPointer(arg);
+	test_shm_mq_header *header = watched.header;
+	test_shm_mq_entry *leader;
+	TimestampTz keep_until;
+	bool		unwanted;
 
-	if (!test_shm_mq_state_about_to_lose(watched->header,
-										 watched->worker_number,
-										 GetCurrentTimestamp()))
+	if (!test_shm_mq_keep_between_calls(header) ||
+		(leader = test_shm_mq_entry_of(header->leader)) == NULL)
+		return;
+	SpinLockAcquire(&leader->mutex);
+	keep_until = leader->keep_until;
+	unwanted = leader->end_reason != TEST_SHM_MQ_END_NONE;
+	SpinLockRelease(&leader->mutex);
+	unwanted = unwanted || GetCurrentTimestamp() >= keep_until;
+
+	if (unwanted)
+	{
+		if (test_shm_mq_state_expire(header, true) == TEST_SHM_MQ_RING_KEPT)
+			closed_kept_ring(header, leader, TEST_SHM_MQ_RINGS_EXPIRED);
+		return;
+	}
+	if (!test_shm_mq_state_about_to_lose(header, watched.worker_number,
+										 false))
 		return;
 	dsm_pin_segment(segment);
-	if (!test_shm_mq_state_lose(watched->header))
+	if (!test_shm_mq_state_lose(header))
+	{
 		dsm_unpin_segment(dsm_segment_handle(segment));
+		return;
+	}
+	test_shm_mq_keep_give_back(leader);
+	SpinLockAcquire(&leader->mutex);
+	leader->phase = TEST_SHM_MQ_PHASE_LOST;
+	SpinLockRelease(&leader->mutex);
+	test_shm_mq_count(TEST_SHM_MQ_RINGS_LOST, 1);
 }

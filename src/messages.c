@@ -99,6 +99,7 @@ test_shm_mq_ping_pong(test_shm_mq_ring *ring, Size message_size,
 	}
 	verify_message(message_size, message, back_size, back);
 	test_shm_mq_carrier_release(&carrier);
+	test_shm_mq_carrier_count(&carrier, repeat_count);
 	test_shm_mq_carrier_close(&carrier);
 }
 
@@ -148,6 +149,7 @@ test_shm_mq_pipeline(test_shm_mq_ring *ring, Size message_size,
 					  TEST_SHM_MQ_WAIT_EVENT_SEND :
 					  TEST_SHM_MQ_WAIT_EVENT_RECEIVE);
 	}
+	test_shm_mq_carrier_count(&p.carrier, repeat_count);
 	test_shm_mq_carrier_close(&p.carrier);
 }
 

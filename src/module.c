@@ -5,8 +5,10 @@
  *		gives the module's name and version, and its settings.
  *
  * The library is loaded in the leader by the first call of one of its SQL
- * functions and in each worker by the postmaster; only the leader reads the
- * settings, so only it defines them.
+ * functions, in each worker as the postmaster starts it, and, when listed in
+ * shared_preload_libraries, in the postmaster, which then also makes the
+ * cluster-wide state.  Workers read two settings, after a reload, while
+ * their ring is kept (keep_idle.c).
  *
  * IDENTIFICATION
  *		src/module.c
@@ -23,7 +25,7 @@
 #include "utils/guc.h"
 
 #include "cluster_state.h"
-#include "test_shm_mq_ext.h"
+#include "keep.h"
 
 TEST_SHM_MQ_MODULE_MAGIC;
 
@@ -59,19 +61,12 @@ int			test_shm_mq_zero_copy_min_bytes = 0;
 int			test_shm_mq_spin_budget_us = 100;
 
 /*
- * Module load callback: define our settings and reserve their prefix.
- *
- * A ring worker reads none of them, taking all it needs from the segment, so
- * it skips this: every worker loads the library, and the leader waits for it.
+ * Module load callback: define our settings and reserve their prefix, and,
+ * while shared_preload_libraries is loaded, ask for the cluster-wide state.
  */
 void
 _PG_init(void)
 {
-	if (MyBgworkerEntry != NULL &&
-		strcmp(MyBgworkerEntry->bgw_function_name,
-			   TEST_SHM_MQ_WORKER_FUNCTION) == 0)
-		return;
-
 	DefineCustomIntVariable("test_shm_mq_ext.ring_keepalive",
 							"Sets how long a successful call's ring is kept for the next call.",
 							"Zero takes every ring down when its call ends.",
@@ -79,7 +74,7 @@ _PG_init(void)
 							0, 0, MAX_RING_KEEPALIVE_MS,
 							PGC_SUSET,
 							GUC_UNIT_MS,
-							NULL, NULL, NULL);
+							NULL, test_shm_mq_keep_keepalive_assign, NULL);
 
 	DefineCustomIntVariable("test_shm_mq_ext.max_kept_workers",
 							"Sets how many background workers idle kept rings may hold across the server.",

@@ -13,7 +13,7 @@
  * is flushed.
  *
  * Between the calls of a kept ring there is nothing to relay: once its
- * polling would sleep, the worker is idle, as pg_stat_activity shows, gives
+ * polling would sleep, the worker is idle, connects if it has not yet, gives
  * back the buffer in which a large message was put together, so that it
  * holds no more memory than a fresh worker, and leaves the waiting to the
  * kept ring (keep.h).
@@ -57,6 +57,8 @@ static void attach_input(test_shm_mq_relay *relay);
 static bool wait_for_peer(test_shm_mq_relay *relay,
 						  test_shm_mq_wait_event event);
 static void go_idle(test_shm_mq_relay *relay, bool between_messages);
+static void connect_now(test_shm_mq_relay *relay);
+static void report_running(test_shm_mq_relay *relay);
 static bool forward_message(test_shm_mq_relay *relay, Size nbytes,
 							const void *data, bool flush);
 
@@ -67,7 +69,8 @@ static bool forward_message(test_shm_mq_relay *relay, Size nbytes,
  */
 void
 test_shm_mq_relay_start(test_shm_mq_relay *relay, test_shm_mq_header *header,
-						int worker_number, dsm_segment *segment, shm_toc *toc)
+						int worker_number, dsm_segment *segment, shm_toc *toc,
+						test_shm_mq_wait_counts *counts)
 {
 	shm_mq	   *mq;
 
@@ -93,13 +96,12 @@ test_shm_mq_relay_start(test_shm_mq_relay *relay, test_shm_mq_header *header,
 	 */
 	test_shm_mq_keep_watch_worker(segment, header, worker_number);
 
-	test_shm_mq_state_count_ready(header);
-
-	pgstat_report_activity(STATE_RUNNING, NULL);
 	relay->idle = false;
-	test_shm_mq_waiter_init(&relay->waiter, &header->wait,
+	test_shm_mq_waiter_init(&relay->waiter, &header->wait, counts,
 							header->workers_total + 1, false);
 	relay->batch = test_shm_mq_waiter_batches(&relay->waiter);
+
+	test_shm_mq_state_count_ready(header);
 }
 
 /*
@@ -147,6 +149,8 @@ test_shm_mq_relay_messages(test_shm_mq_relay *relay)
 
 		/* While messages keep coming we never wait, so look here too. */
 		CHECK_FOR_INTERRUPTS();
+		if (test_shm_mq_connect_due)
+			connect_now(relay);
 
 		res = shm_mq_receive(relay->input, &nbytes, &data, true);
 		if (res == SHM_MQ_DETACHED)
@@ -172,8 +176,8 @@ test_shm_mq_relay_messages(test_shm_mq_relay *relay)
 		relay->largest_received = Max(relay->largest_received, nbytes);
 		if (relay->idle)
 		{
-			pgstat_report_activity(STATE_RUNNING, NULL);
 			relay->idle = false;
+			report_running(relay);
 		}
 
 		/* Another message follows the held one, so it needs no flush. */
@@ -240,24 +244,52 @@ wait_for_peer(test_shm_mq_relay *relay, test_shm_mq_wait_event event)
 
 		if (just_idle)
 			go_idle(relay, event == TEST_SHM_MQ_WAIT_EVENT_RECEIVE);
-		return test_shm_mq_keep_idle(relay->header, just_idle);
+		return test_shm_mq_keep_idle(relay->header, relay->worker_number,
+									 just_idle);
 	}
 	(void) test_shm_mq_wait(&relay->waiter, event);
 	return !test_shm_mq_state_closed(relay->header);
 }
 
 /*
- * The ring has no call: say so in pg_stat_activity, and give back what a
- * large message left behind.  between_messages says we wait to receive, so
- * that the input handle holds no message and may be replaced.
+ * The ring has no call: connect, so that pg_stat_activity shows the idle
+ * worker, and give back what a large message left behind.  between_messages
+ * says we wait to receive, so that the input handle holds no message and
+ * may be replaced.
  */
 static void
 go_idle(test_shm_mq_relay *relay, bool between_messages)
 {
 	if (between_messages && relay->largest_received > IDLE_BUFFER_MAX)
 		attach_input(relay);
-	pgstat_report_activity(STATE_IDLE, NULL);
+	test_shm_mq_worker_connect();
 	relay->idle = true;
+}
+
+/*
+ * The worker has run long enough to be shown: connect, between messages,
+ * and say what it does.
+ */
+static void
+connect_now(test_shm_mq_relay *relay)
+{
+	test_shm_mq_worker_connect();
+	if (!relay->idle)
+		report_running(relay);
+}
+
+/*
+ * Say in pg_stat_activity which call of whose ring this worker serves.
+ */
+static void
+report_running(test_shm_mq_relay *relay)
+{
+	char		activity[64];
+
+	snprintf(activity, sizeof(activity), "call " UINT64_FORMAT " of PID %d",
+			 pg_atomic_read_u64(&relay->header->call_number),
+			 (int) relay->header->leader_pid);
+	pgstat_report_activity(STATE_RUNNING, activity);
 }
 
 /*

@@ -39,7 +39,8 @@ typedef struct test_shm_mq_relay
 extern void test_shm_mq_relay_start(test_shm_mq_relay *relay,
 									test_shm_mq_header *header,
 									int worker_number,
-									dsm_segment *segment, shm_toc *toc);
+									dsm_segment *segment, shm_toc *toc,
+									test_shm_mq_wait_counts *counts);
 extern void test_shm_mq_relay_messages(test_shm_mq_relay *relay);
 
 #endif							/* TEST_SHM_MQ_EXT_RELAY_H */

@@ -35,7 +35,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-#include "ring.h"
+#include "stats.h"
 
 /*
  * How long a closed ring's workers may take to leave on their own before
@@ -83,7 +83,10 @@ test_shm_mq_ring_release(test_shm_mq_ring *ring)
 		ring->segment = NULL;
 	}
 	else if (ring->workers != NULL)
+	{
 		wait_for_workers_to_exit(ring);
+		test_shm_mq_stats_ring_gone(ring);
+	}
 
 	RESUME_INTERRUPTS();
 
@@ -127,8 +130,11 @@ take_down_on_detach(dsm_segment *segment, Datum arg)
 {
 	test_shm_mq_ring *ring = (test_shm_mq_ring *) DatumGetPointer(arg);
 
+	test_shm_mq_stats_ring_closing(ring);
 	close_ring(ring);
 	wait_for_workers_to_exit(ring);
+	test_shm_mq_stats_count_leader_waits(ring);
+	test_shm_mq_stats_ring_gone(ring);
 }
 
 /*

@@ -8,7 +8,8 @@
  * its ring (segment.c, setup.c) and takes it down (release.c).  With a
  * keepalive, a successful call may leave its ring up for the session's next
  * call of the same shape (keep.h).  Either way the call sees only these two
- * functions.
+ * functions, which also tell the cluster-wide state of the ring and of the
+ * call (stats.h).
  *
  * IDENTIFICATION
  *		src/ring.c
@@ -18,6 +19,7 @@
 #include "postgres.h"
 
 #include "keep.h"
+#include "stats.h"
 
 /*
  * A ring for one call: the kept ring, if it has the call's shape and is still
@@ -34,12 +36,18 @@ test_shm_mq_ring_acquire(int64 queue_size, int nworkers,
 	/* A call with an invalid queue size must not cost the session its ring. */
 	test_shm_mq_check_queue_size(queue_size, nworkers);
 
+	test_shm_mq_stats_call_starts();
 	ring = test_shm_mq_keep_claim(queue_size, nworkers, strategy);
 	if (ring != NULL)
+	{
+		test_shm_mq_stats_call_begins(ring, true);
 		return ring;
+	}
 
 	ring = test_shm_mq_ring_create(queue_size, nworkers, strategy);
+	test_shm_mq_stats_ring_starting(ring);
 	test_shm_mq_ring_start(ring);
+	test_shm_mq_stats_call_begins(ring, false);
 	return ring;
 }
 
@@ -50,6 +58,7 @@ test_shm_mq_ring_acquire(int64 queue_size, int nworkers,
 void
 test_shm_mq_ring_done(test_shm_mq_ring *ring, Oid keeper_function)
 {
+	test_shm_mq_stats_call_done(ring);
 	if (!test_shm_mq_keep_offer(ring, keeper_function))
 		test_shm_mq_ring_release(ring);
 }

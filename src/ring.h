@@ -63,6 +63,12 @@ typedef struct test_shm_mq_ring
 	/* Who owns it: only a call from this role may use it again. */
 	Oid			owner_role;
 
+	/* What the current call counts (stats.h). */
+	int64		messages;		/* sent round the ring */
+	int64		bytes;
+	int64		bytes_by_reference;
+	test_shm_mq_wait_counts counted;	/* the leader's waits counted so far */
+
 	/* While kept between calls: keep.c's, which alone reads it. */
 	struct test_shm_mq_kept *kept;
 } test_shm_mq_ring;
@@ -91,6 +97,8 @@ extern void test_shm_mq_ring_start(test_shm_mq_ring *ring);
 extern bool test_shm_mq_ring_attach(test_shm_mq_ring *ring);
 extern void test_shm_mq_ring_attach_queues(test_shm_mq_ring *ring);
 extern void test_shm_mq_ring_detach_queues(test_shm_mq_ring *ring);
+extern test_shm_mq_wait_counts *test_shm_mq_ring_wait_counts(test_shm_mq_ring *ring,
+															 int process);
 
 /* messages.c: the leader's message loops */
 extern void test_shm_mq_check_repeat_count(int repeat_count);

@@ -3,13 +3,14 @@
  * ring_state.c
  *		Where a ring is in its life, and every move between states, for the
  *		leader and the workers alike.  No other file writes the header's
- *		state, keep_until, ready_workers, lost_worker or workers.
+ *		state, ready_workers, lost_worker or workers.
  *
  * A ring is OPEN while it is set up and while a call uses it.  With
  * test_shm_mq_ext.ring_keepalive set, a successful call leaves it KEPT: the
- * leader detaches, and the workers sleep until keep_until.  The leader's next
- * call of the same shape attaches again and claims it; if none comes in
- * time, the first worker to wake after keep_until closes it (it expires).  A
+ * leader detaches, and the workers sleep until its keepalive has passed
+ * (keep.h keeps the deadline).  The leader's next call of the same shape
+ * attaches again and claims it; if none comes in time, the first worker to
+ * wake after the deadline closes it (it expires).  A
  * worker woken because another session waits for a worker slot closes it
  * too (it stands down).  A worker that leaves a KEPT ring before keep_until
  * for any other reason, an error or a signal, pins the segment and marks the
@@ -110,14 +111,12 @@ test_shm_mq_state_close(test_shm_mq_header *header)
 }
 
 /*
- * keep [L]: after a successful call, leave the ring to its workers until
- * keep_until.
+ * keep [L]: after a successful call, leave the ring to its workers.
  */
 void
-test_shm_mq_state_keep(test_shm_mq_header *header, TimestampTz keep_until)
+test_shm_mq_state_keep(test_shm_mq_header *header)
 {
 	SpinLockAcquire(&header->mutex);
-	header->keep_until = keep_until;
 	pg_atomic_write_u32(&header->state, TEST_SHM_MQ_RING_KEPT);
 	SpinLockRelease(&header->mutex);
 }
@@ -144,42 +143,37 @@ test_shm_mq_state_claim(test_shm_mq_header *header)
 }
 
 /*
- * end [L]: close a ring that was kept, before taking it down.  Returns true
- * if it was LOST: the worker that marked it so had pinned the segment
- * first, and the caller is to unpin it.  Only this move leaves LOST, so the
- * pin is handed over once.
- */
-bool
-test_shm_mq_state_end_kept(test_shm_mq_header *header)
-{
-	bool		lost;
-
-	SpinLockAcquire(&header->mutex);
-	lost = pg_atomic_read_u32(&header->state) == TEST_SHM_MQ_RING_LOST;
-	pg_atomic_write_u32(&header->state, TEST_SHM_MQ_RING_CLOSED);
-	SpinLockRelease(&header->mutex);
-	return lost;
-}
-
-/*
- * expire [W]: close a kept ring whose keep_until has passed by now.  Returns
- * the state the ring is left in, and sets *keep_until for a worker that is
- * to sleep until then.
+ * end [L]: close a ring that was kept, before taking it down.  Returns the
+ * state found.  If that is LOST, the worker that marked it so had pinned the
+ * segment first, and the caller is to unpin it; only this move leaves LOST,
+ * so the pin is handed over once.
  */
 uint32
-test_shm_mq_state_expire(test_shm_mq_header *header, TimestampTz now,
-						 TimestampTz *keep_until)
+test_shm_mq_state_end_kept(test_shm_mq_header *header)
 {
 	uint32		state;
 
 	SpinLockAcquire(&header->mutex);
 	state = pg_atomic_read_u32(&header->state);
-	*keep_until = header->keep_until;
-	if (state == TEST_SHM_MQ_RING_KEPT && now >= *keep_until)
-	{
-		state = TEST_SHM_MQ_RING_CLOSED;
-		pg_atomic_write_u32(&header->state, state);
-	}
+	pg_atomic_write_u32(&header->state, TEST_SHM_MQ_RING_CLOSED);
+	SpinLockRelease(&header->mutex);
+	return state;
+}
+
+/*
+ * expire [W]: close a kept ring that is no longer wanted, its keepalive
+ * passed or ended early, if expired says so.  Returns the state found: if
+ * that is TEST_SHM_MQ_RING_KEPT and expired is set, we closed the ring.
+ */
+uint32
+test_shm_mq_state_expire(test_shm_mq_header *header, bool expired)
+{
+	uint32		state;
+
+	SpinLockAcquire(&header->mutex);
+	state = pg_atomic_read_u32(&header->state);
+	if (state == TEST_SHM_MQ_RING_KEPT && expired)
+		pg_atomic_write_u32(&header->state, TEST_SHM_MQ_RING_CLOSED);
 	SpinLockRelease(&header->mutex);
 	return state;
 }
@@ -205,23 +199,23 @@ test_shm_mq_state_stand_down(test_shm_mq_header *header)
 }
 
 /*
- * [W] We are leaving a ring that is still kept.  Before keep_until that
- * means something went wrong with us, and the ring is to be marked LOST.
- * Returns true if we are to do that: the caller pins the segment, so that
- * our error report outlives us, then calls test_shm_mq_state_lose().  Only
- * one worker is given the pin to take; after keep_until the ring only
- * expires.
+ * [W] We are leaving a ring that is still kept.  Before its keepalive has
+ * passed (expired says whether it has) that means something went wrong
+ * with us, and the ring is to be marked LOST.  Returns true if we are to do
+ * that: the caller pins the segment, so that our error report outlives us,
+ * then calls test_shm_mq_state_lose().  Only one worker is given the pin to
+ * take; after the keepalive the ring only expires.
  */
 bool
 test_shm_mq_state_about_to_lose(test_shm_mq_header *header,
-								int worker_number, TimestampTz now)
+								int worker_number, bool expired)
 {
 	bool		losing = false;
 
 	SpinLockAcquire(&header->mutex);
 	if (pg_atomic_read_u32(&header->state) == TEST_SHM_MQ_RING_KEPT)
 	{
-		if (now >= header->keep_until)
+		if (expired)
 			pg_atomic_write_u32(&header->state, TEST_SHM_MQ_RING_CLOSED);
 		else if (header->lost_worker == 0)
 		{

@@ -47,6 +47,7 @@ static test_shm_mq_ring *new_ring(int64 queue_size, int nworkers,
 static void init_header(test_shm_mq_ring *ring);
 static void create_queues(test_shm_mq_ring *ring);
 static void create_area(test_shm_mq_ring *ring);
+static void create_wait_counts(test_shm_mq_ring *ring);
 
 /*
  * Check a worker count given at the SQL level.
@@ -155,6 +156,8 @@ estimate_segment(shm_toc_estimator *estimator, Size queue_size, int nworkers)
 	for (worker = 1; worker <= nworkers; worker++)
 		shm_toc_estimate_chunk(estimator, TEST_SHM_MQ_ERROR_QUEUE_SIZE);
 	shm_toc_estimate_chunk(estimator, test_shm_mq_area_size());
+	shm_toc_estimate_chunk(estimator,
+						   test_shm_mq_wait_counts_size(nworkers + 1));
 
 	shm_toc_estimate_keys(estimator, TEST_SHM_MQ_KEYS(nworkers));
 }
@@ -187,6 +190,7 @@ test_shm_mq_ring_create(int64 queue_size, int nworkers,
 	init_header(ring);
 	create_queues(ring);
 	create_area(ring);
+	create_wait_counts(ring);
 
 	return ring;
 }
@@ -238,8 +242,8 @@ init_header(test_shm_mq_ring *ring)
 	header->ring_number = ring->ring_number;
 	test_shm_mq_wait_shared_init(&header->wait, ring->strategy,
 								 ring->spin_budget_us);
+	pg_atomic_init_u64(&header->call_number, 0);
 	pg_atomic_init_u32(&header->state, TEST_SHM_MQ_RING_OPEN);
-	header->keep_until = 0;
 	header->ready_workers = 0;
 	header->lost_worker = 0;
 	memset(header->workers, 0,
@@ -299,4 +303,19 @@ create_area(test_shm_mq_ring *ring)
 {
 	shm_toc_insert(ring->toc, TEST_SHM_MQ_KEY_AREA(ring->nworkers),
 				   shm_toc_allocate(ring->toc, test_shm_mq_area_size()));
+}
+
+/*
+ * Set aside the chunk in which each process of the ring counts its waits,
+ * zeroed (wait.h).
+ */
+static void
+create_wait_counts(test_shm_mq_ring *ring)
+{
+	Size		size = test_shm_mq_wait_counts_size(ring->nworkers + 1);
+	void	   *chunk = shm_toc_allocate(ring->toc, size);
+
+	memset(chunk, 0, size);
+	shm_toc_insert(ring->toc, TEST_SHM_MQ_KEY_WAIT_COUNTS(ring->nworkers),
+				   chunk);
 }

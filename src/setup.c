@@ -31,6 +31,7 @@
 #include "utils/timestamp.h"
 
 #include "keep.h"
+#include "stats.h"
 
 /* How often to look again for a free worker slot while allowed to wait. */
 #define SLOT_POLL_INTERVAL_MS	10
@@ -46,14 +47,10 @@
 #define REGISTRATION_LOCK_KEY2	0x72696e67	/* "ring" */
 #define REGISTRATION_LOCK_FIELD4	3	/* SQL-level advisory locks use 1 and 2 */
 
-/*
- * A wait for worker slots, or for the registration lock: when it began, and
- * whether we have told other sessions that we wait (keep.h).
- */
+/* A wait for worker slots, or for the registration lock. */
 typedef struct slot_wait
 {
 	TimestampTz start;			/* zero until the first sleep */
-	bool		announced;		/* holding the slot-waiter lock */
 } slot_wait;
 
 static void register_workers(test_shm_mq_ring *ring);
@@ -64,7 +61,8 @@ static BackgroundWorkerHandle *register_worker(BackgroundWorker *worker,
 											   slot_wait *wait);
 static bool wait_for_slot(slot_wait *wait);
 pg_noreturn static void report_no_free_slot(int worker_number, int nworkers,
-											 bool registration_busy);
+											 bool registration_busy,
+											 slot_wait *wait);
 static Oid	worker_role(void);
 static void wait_for_workers_ready(test_shm_mq_ring *ring);
 static void check_workers_alive(test_shm_mq_ring *ring);
@@ -129,10 +127,24 @@ test_shm_mq_ring_attach_queues(test_shm_mq_ring *ring)
 										 false),
 						  NULL, ring->workers[worker - 1]);
 
-	test_shm_mq_waiter_init(&ring->waiter, &ring->header->wait, nworkers + 1,
-							true);
+	test_shm_mq_waiter_init(&ring->waiter, &ring->header->wait,
+							test_shm_mq_ring_wait_counts(ring, 0),
+							nworkers + 1, true);
+	memcpy(&ring->counted, ring->waiter.counts, sizeof(ring->counted));
 
 	MemoryContextSwitchTo(oldcontext);
+}
+
+/*
+ * The wait counts of one process of the ring, 0 the leader, k worker k.
+ */
+test_shm_mq_wait_counts *
+test_shm_mq_ring_wait_counts(test_shm_mq_ring *ring, int process)
+{
+	return test_shm_mq_wait_counts_of(shm_toc_lookup(ring->toc,
+													 TEST_SHM_MQ_KEY_WAIT_COUNTS(ring->nworkers),
+													 false),
+									  process);
 }
 
 /*
@@ -219,7 +231,6 @@ register_workers(test_shm_mq_ring *ring)
 	args.ring_number = ring->ring_number;
 
 	wait.start = 0;
-	wait.announced = false;
 
 	if (serialize)
 	{
@@ -229,7 +240,7 @@ register_workers(test_shm_mq_ring *ring)
 			   LOCKACQUIRE_NOT_AVAIL)
 		{
 			if (!wait_for_slot(&wait))
-				report_no_free_slot(1, ring->nworkers, true);
+				report_no_free_slot(1, ring->nworkers, true, &wait);
 		}
 	}
 
@@ -245,7 +256,12 @@ register_workers(test_shm_mq_ring *ring)
 			register_worker(&worker, worker_number, ring->nworkers, &wait);
 	}
 
-	test_shm_mq_keep_end_slot_wait(&wait.announced);
+	if (wait.start != 0)
+	{
+		test_shm_mq_count(TEST_SHM_MQ_SLOT_WAITS, 1);
+		test_shm_mq_count(TEST_SHM_MQ_SLOT_WAIT_MS,
+						  (uint64) test_shm_mq_ms_since(wait.start));
+	}
 	if (serialize)
 		LockRelease(&tag, ExclusiveLock, false);
 }
@@ -320,20 +336,28 @@ register_worker(BackgroundWorker *worker, int worker_number, int nworkers,
 	while (!RegisterDynamicBackgroundWorker(worker, &handle))
 	{
 		if (!wait_for_slot(wait))
-			report_no_free_slot(worker_number, nworkers, false);
+			report_no_free_slot(worker_number, nworkers, false, wait);
 	}
 
 	return handle;
 }
 
 /*
- * Fail for want of a worker slot, once any allowed wait is over.
- * registration_busy says the whole wait went on another session registering
- * its ring, so that we never got to look for a slot ourselves.
+ * Fail for want of a worker slot, once any allowed wait is over, counting
+ * the wait.  registration_busy says the whole wait went on another session
+ * registering its ring, so that we never got to look for a slot ourselves.
  */
 static void
-report_no_free_slot(int worker_number, int nworkers, bool registration_busy)
+report_no_free_slot(int worker_number, int nworkers, bool registration_busy,
+					slot_wait *wait)
 {
+	if (wait->start != 0)
+	{
+		test_shm_mq_count(TEST_SHM_MQ_SLOT_WAITS, 1);
+		test_shm_mq_count(TEST_SHM_MQ_SLOT_WAIT_MS,
+						  (uint64) test_shm_mq_ms_since(wait->start));
+		test_shm_mq_count(TEST_SHM_MQ_SLOT_TIMEOUTS, 1);
+	}
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
 			 errmsg("no free background worker slot for worker %d of %d",
@@ -373,7 +397,7 @@ wait_for_slot(slot_wait *wait)
 	if (waited_ms >= test_shm_mq_worker_slot_wait)
 		return false;
 
-	test_shm_mq_keep_announce_slot_wait(&wait->announced);
+	test_shm_mq_keep_announce_slot_wait();
 	sleep_ms = Min(SLOT_POLL_INTERVAL_MS,
 				   (long) (test_shm_mq_worker_slot_wait - waited_ms) + 1);
 	test_shm_mq_sleep(TEST_SHM_MQ_WAIT_EVENT_SLOT, sleep_ms);
@@ -398,6 +422,7 @@ wait_for_workers_ready(test_shm_mq_ring *ring)
 	}
 
 	ring->all_workers_ready = true;
+	test_shm_mq_count(TEST_SHM_MQ_WORKERS_STARTED, ring->nworkers);
 }
 
 /*

@@ -28,14 +28,17 @@
 #include "compat.h"
 #include "wait.h"
 
-/* Identifies our segments; a worker refuses any other table of contents. */
-#define TEST_SHM_MQ_MAGIC			UINT64CONST(0x74736d7165787432)
+/*
+ * Identifies our segments, and their layout: a worker refuses any other
+ * table of contents, a worker of another version of the library included.
+ */
+#define TEST_SHM_MQ_MAGIC			UINT64CONST(0x74736d7165787433)
 
 /*
  * Table-of-contents keys.  With N workers the keys run without gaps from 0
- * to 2N + 2: the header, the N + 1 data queues, the N error queues, then the
- * ring's dynamic shared memory area (area.c), TEST_SHM_MQ_KEYS(N) in all.
- * Workers are numbered from 1.
+ * to 2N + 3: the header, the N + 1 data queues, the N error queues, the
+ * ring's dynamic shared memory area (area.c), then the processes' wait
+ * counts (wait.h), TEST_SHM_MQ_KEYS(N) in all.  Workers are numbered from 1.
  */
 #define TEST_SHM_MQ_KEY_HEADER		UINT64CONST(0)
 #define TEST_SHM_MQ_KEY_DATA_QUEUE(queue) \
@@ -44,14 +47,19 @@
 	((uint64) (nworkers) + 1 + (uint64) (worker))
 #define TEST_SHM_MQ_KEY_AREA(nworkers) \
 	(2 * (uint64) (nworkers) + 2)
+#define TEST_SHM_MQ_KEY_WAIT_COUNTS(nworkers) \
+	(2 * (uint64) (nworkers) + 3)
 #define TEST_SHM_MQ_KEYS(nworkers) \
-	(TEST_SHM_MQ_KEY_AREA(nworkers) + 1)
+	(TEST_SHM_MQ_KEY_WAIT_COUNTS(nworkers) + 1)
 
 /*
  * Size of each worker's error queue.  An error report is a few hundred bytes;
  * a longer one still gets through, the leader draining it as it arrives.
  */
 #define TEST_SHM_MQ_ERROR_QUEUE_SIZE	16384
+
+/* The extension's name, as CREATE and DROP EXTENSION spell it. */
+#define TEST_SHM_MQ_EXTENSION_NAME	"test_shm_mq_ext"
 
 /* The library and entry point the postmaster starts a worker from. */
 #define TEST_SHM_MQ_LIBRARY_NAME	"test_shm_mq_ext"
@@ -63,7 +71,7 @@
  * and every transition, is in ring_state.c.
  */
 #define TEST_SHM_MQ_RING_OPEN		0	/* being set up, or carrying a call */
-#define TEST_SHM_MQ_RING_KEPT		1	/* idle between calls, until keep_until */
+#define TEST_SHM_MQ_RING_KEPT		1	/* idle between calls (keep.h) */
 #define TEST_SHM_MQ_RING_CLOSED		2	/* taken down: workers leave */
 #define TEST_SHM_MQ_RING_LOST		3	/* a worker left while kept: workers
 										 * leave, the segment stays pinned */
@@ -103,13 +111,15 @@ typedef struct test_shm_mq_header
 	PGPROC	   *leader;			/* whose latch a worker sets when ready */
 	uint64		ring_number;	/* counts the leader's rings */
 	test_shm_mq_wait_shared wait;	/* the wait strategy's: how workers wait */
+	pg_atomic_uint64 call_number;	/* [L] the calls the ring has carried,
+									 * the current one included: set before
+									 * its first message */
 
 	/* Written holding mutex, by ring_state.c. */
 	slock_t		mutex;
 	pg_atomic_uint32 state;		/* [L/W] TEST_SHM_MQ_RING_*: the leader
 								 * closes, keeps and claims; a worker closes
 								 * a kept ring, or marks it lost */
-	TimestampTz keep_until;		/* [L] while KEPT: when workers may close it */
 	int			ready_workers;	/* [W] how many workers attached all their
 								 * queues; each counts itself */
 	int			lost_worker;	/* [W] set, [L] cleared: the worker that
@@ -124,8 +134,8 @@ typedef struct test_shm_mq_header
 /*
  * What a worker learns from bgw_extra; bgw_main_arg carries the segment
  * handle.  Workers connect, to no database, as the role that made the call
- * where that role may connect (setup.c), so that
- * pg_stat_activity shows whose they are.
+ * where that role may connect (setup.c), so that pg_stat_activity shows
+ * whose they are.
  */
 typedef struct test_shm_mq_worker_args
 {
@@ -153,26 +163,25 @@ extern bool test_shm_mq_state_join(test_shm_mq_header *header,
 extern void test_shm_mq_state_count_ready(test_shm_mq_header *header);
 extern int	test_shm_mq_state_ready_workers(test_shm_mq_header *header);
 extern void test_shm_mq_state_close(test_shm_mq_header *header);
-extern void test_shm_mq_state_keep(test_shm_mq_header *header,
-								   TimestampTz keep_until);
+extern void test_shm_mq_state_keep(test_shm_mq_header *header);
 extern uint32 test_shm_mq_state_claim(test_shm_mq_header *header);
 extern uint32 test_shm_mq_state_expire(test_shm_mq_header *header,
-									   TimestampTz now,
-									   TimestampTz *keep_until);
+									   bool expired);
 extern bool test_shm_mq_state_stand_down(test_shm_mq_header *header);
 extern bool test_shm_mq_state_about_to_lose(test_shm_mq_header *header,
-											int worker_number,
-											TimestampTz now);
+											int worker_number, bool expired);
 extern bool test_shm_mq_state_lose(test_shm_mq_header *header);
 extern int	test_shm_mq_state_lost_worker(test_shm_mq_header *header);
-extern bool test_shm_mq_state_end_kept(test_shm_mq_header *header);
+extern uint32 test_shm_mq_state_end_kept(test_shm_mq_header *header);
 extern uint32 test_shm_mq_state_peek(test_shm_mq_header *header);
 extern bool test_shm_mq_state_closed(test_shm_mq_header *header);
 extern test_shm_mq_worker_process test_shm_mq_state_worker(test_shm_mq_header *header,
 														   int worker_number);
 extern void test_shm_mq_state_wake_workers(test_shm_mq_header *header);
 
-/* The worker's entry point (worker.c). */
+/* The worker's entry point, and its connecting (worker.c). */
 pg_noreturn extern PGDLLEXPORT void test_shm_mq_ext_worker_main(Datum main_arg);
+extern PGDLLIMPORT volatile sig_atomic_t test_shm_mq_connect_due;
+extern void test_shm_mq_worker_connect(void);
 
 #endif							/* TEST_SHM_MQ_EXT_H */

@@ -152,19 +152,49 @@ test_shm_mq_wait_shared_init(test_shm_mq_wait_shared *shared,
 }
 
 /*
+ * The size of the chunk of a ring's segment that holds its processes' wait
+ * counts: a cache line each, and room to start the first on a cache line
+ * (the chunk itself is only buffer-aligned).
+ */
+Size
+test_shm_mq_wait_counts_size(int nprocesses)
+{
+	StaticAssertStmt(sizeof(test_shm_mq_wait_counts) <= PG_CACHE_LINE_SIZE,
+					 "wait counts must fit in a cache line");
+	return mul_size((Size) nprocesses + 1, PG_CACHE_LINE_SIZE);
+}
+
+/*
+ * The wait counts of process number process (0 the leader, k worker k) in
+ * that chunk.  A segment is mapped at a page boundary in every process, so
+ * the aligned address falls at the same offset in each.
+ */
+test_shm_mq_wait_counts *
+test_shm_mq_wait_counts_of(void *chunk, int process)
+{
+	char	   *first = (char *) TYPEALIGN(PG_CACHE_LINE_SIZE, chunk);
+
+	return (test_shm_mq_wait_counts *) (first + process * PG_CACHE_LINE_SIZE);
+}
+
+/*
  * Prepare one process's waiter for a ring of nprocesses processes, the
- * leader included, under the strategy the ring's shared state names.
+ * leader included, under the strategy the ring's shared state names,
+ * counting in counts.
  */
 void
 test_shm_mq_waiter_init(test_shm_mq_waiter *waiter,
-						test_shm_mq_wait_shared *shared, int nprocesses,
+						test_shm_mq_wait_shared *shared,
+						test_shm_mq_wait_counts *counts, int nprocesses,
 						bool leader)
 {
 	Assert(shared->strategy >= 0 &&
 		   shared->strategy < TEST_SHM_MQ_WAIT_STRATEGIES);
 	waiter->method = wait_methods[shared->strategy];
 	waiter->shared = shared;
+	waiter->counts = counts;
 	waiter->waiting = false;
+	waiter->slept = false;
 	waiter->private_state = NULL;
 	waiter->method->init(waiter, nprocesses, leader);
 }

@@ -68,6 +68,26 @@ typedef struct test_shm_mq_wait_shared
 								 * when the whole ring sleeps at once) */
 } test_shm_mq_wait_shared;
 
+/*
+ * What one process's waits came to, counted as they happen.  Each process
+ * of a ring counts in a slot of its own in the ring's segment, a cache line
+ * apart from every other's, so that the leader can read them all
+ * (test_shm_mq_bench) and counting costs no process a shared cache line.
+ */
+typedef struct test_shm_mq_wait_counts
+{
+	uint64		waits;			/* waits begun: passes without progress
+								 * after one with */
+	uint64		polled;			/* ... that ended without sleeping */
+	uint64		slept;			/* sleeps on the latch */
+	uint64		yields;			/* polls that yielded the CPU */
+	uint64		contended_yields;	/* ... and found it wanted elsewhere */
+	uint64		ring_sleeps;	/* times this process told the whole ring
+								 * to sleep at once */
+} test_shm_mq_wait_counts;
+
+#define TEST_SHM_MQ_WAIT_COUNTS (sizeof(test_shm_mq_wait_counts) / sizeof(uint64))
+
 typedef struct test_shm_mq_waiter test_shm_mq_waiter;
 
 /*
@@ -108,8 +128,10 @@ struct test_shm_mq_waiter
 {
 	const test_shm_mq_wait_method *method;
 	test_shm_mq_wait_shared *shared;	/* the ring's, in its header */
+	test_shm_mq_wait_counts *counts;	/* this process's, in the segment */
 	bool		waiting;		/* a pass made no progress since the last
 								 * that did */
+	bool		slept;			/* ... and the wait has slept */
 	void	   *private_state;	/* the strategy's own */
 };
 
@@ -124,8 +146,12 @@ extern test_shm_mq_wait_strategy test_shm_mq_parse_wait_strategy(const char *nam
 extern void test_shm_mq_wait_shared_init(test_shm_mq_wait_shared *shared,
 										 test_shm_mq_wait_strategy strategy,
 										 int spin_budget_us);
+extern Size test_shm_mq_wait_counts_size(int nprocesses);
+extern test_shm_mq_wait_counts *test_shm_mq_wait_counts_of(void *chunk,
+														   int process);
 extern void test_shm_mq_waiter_init(test_shm_mq_waiter *waiter,
 									test_shm_mq_wait_shared *shared,
+									test_shm_mq_wait_counts *counts,
 									int nprocesses, bool leader);
 extern void test_shm_mq_sleep(test_shm_mq_wait_event event, long timeout_ms);
 
@@ -136,8 +162,17 @@ extern void test_shm_mq_sleep(test_shm_mq_wait_event event, long timeout_ms);
 static inline bool
 test_shm_mq_wait(test_shm_mq_waiter *waiter, test_shm_mq_wait_event event)
 {
-	waiter->waiting = true;
-	return waiter->method->wait(waiter, event);
+	if (!waiter->waiting)
+	{
+		waiter->waiting = true;
+		waiter->slept = false;
+		waiter->counts->waits++;
+	}
+	if (!waiter->method->wait(waiter, event))
+		return false;
+	waiter->slept = true;
+	waiter->counts->slept++;
+	return true;
 }
 
 /*
@@ -150,6 +185,8 @@ test_shm_mq_waiter_progress(test_shm_mq_waiter *waiter)
 	if (waiter->waiting)
 	{
 		waiter->waiting = false;
+		if (!waiter->slept)
+			waiter->counts->polled++;
 		waiter->method->progress(waiter);
 	}
 }

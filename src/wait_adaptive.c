@@ -170,8 +170,13 @@ poll_once(test_shm_mq_waiter *waiter, adaptive_state *state)
 
 	if (test_shm_mq_policy_yields(policy))
 	{
+		int64		took;
+
 		sched_yield();
-		test_shm_mq_policy_yielded(policy, now_us() - now);
+		took = now_us() - now;
+		waiter->counts->yields++;
+		if (test_shm_mq_policy_yielded(policy, took))
+			waiter->counts->contended_yields++;
 	}
 	else
 		pg_spin_delay();
@@ -201,6 +206,8 @@ adaptive_progress(test_shm_mq_waiter *waiter)
 												now_us() : 0);
 	if (ring_sleep_us == TEST_SHM_MQ_RING_UNCHANGED)
 		return;
+	if (ring_sleep_us > 0)
+		waiter->counts->ring_sleeps++;
 	pg_atomic_write_u64(&waiter->shared->hint,
 						ring_sleep_us == 0 ? 0 :
 						(uint64) (GetCurrentTimestamp() + ring_sleep_us));

@@ -231,13 +231,15 @@ test_shm_mq_policy_look(test_shm_mq_wait_policy *policy, int64 now,
 
 /*
  * A yield took this long.  Kept off the CPU that long, the process found it
- * wanted by other work: its next look gives up.
+ * wanted by other work: its next look gives up.  Returns whether it did.
  */
-void
+bool
 test_shm_mq_policy_yielded(test_shm_mq_wait_policy *policy, int64 took)
 {
-	if (took >= TEST_SHM_MQ_CONTENDED_US)
-		policy->contended = true;
+	if (took < TEST_SHM_MQ_CONTENDED_US)
+		return false;
+	policy->contended = true;
+	return true;
 }
 
 /*

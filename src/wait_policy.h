@@ -98,7 +98,7 @@ extern void test_shm_mq_policy_sleeping(test_shm_mq_wait_policy *policy,
 extern test_shm_mq_poll_verdict test_shm_mq_policy_look(test_shm_mq_wait_policy *policy,
 														int64 now,
 														bool latch_set);
-extern void test_shm_mq_policy_yielded(test_shm_mq_wait_policy *policy,
+extern bool test_shm_mq_policy_yielded(test_shm_mq_wait_policy *policy,
 									   int64 took);
 extern bool test_shm_mq_policy_progress_needs_time(const test_shm_mq_wait_policy *policy);
 extern int64 test_shm_mq_policy_progress(test_shm_mq_wait_policy *policy,

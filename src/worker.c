@@ -2,8 +2,9 @@
  *
  * worker.c
  *		A ring worker's entry point: attach the leader's segment, join the
- *		ring, send our errors to the leader, connect, then hand over to the
- *		relay (relay.c) until the ring comes apart, and exit.
+ *		ring, send our errors to the leader, then hand over to the relay
+ *		(relay.c) until the ring comes apart, and exit; and connecting, once
+ *		the worker has run long enough to be worth showing.
  *
  * A worker's errors go to the leader through its own error queue, redirected
  * with pqmq as soon as it has joined the ring.  What it raises before that,
@@ -12,6 +13,13 @@
  * worker exited without reporting an error, and points to the log.  SIGTERM
  * ends a worker at its next wait or message, and the "terminating background
  * worker" error reaches the leader through the queue too.
+ *
+ * A worker relays before it connects: connecting (InitPostgres) is what
+ * puts it in pg_stat_activity, and costs more than a short call takes.  It
+ * connects once it has run for TEST_SHM_MQ_CONNECT_AFTER_MS, or as soon as
+ * its ring is kept idle, as the role that made the call, to no database,
+ * since it reads no catalog of one.  Until then ps shows it, and so does
+ * test_shm_mq_rings, where the cluster-wide state exists.
  *
  * A worker leaves, without a word, as soon as it finds its ring closed: the
  * leader closes it when the call is over, successful or not, and wakes every
@@ -34,9 +42,28 @@
 #include "storage/proc.h"
 #include "storage/shm_mq.h"
 #include "storage/shm_toc.h"
+#include "postmaster/interrupt.h"
 #include "tcop/tcopprot.h"
+#include "utils/timeout.h"
 
 #include "relay.h"
+#include "stats.h"
+
+/*
+ * How long a worker runs before it connects, and so shows in
+ * pg_stat_activity.  A call through a few workers takes a few milliseconds,
+ * and connecting about as long again: a worker of a call that ends sooner
+ * never pays for it, and a ring that runs longer is worth showing.
+ */
+#define TEST_SHM_MQ_CONNECT_AFTER_MS	100
+
+/* Set by the connect timeout: test_shm_mq_worker_connect() is due. */
+volatile sig_atomic_t test_shm_mq_connect_due = false;
+
+/* Whom to connect as, and whether we have. */
+static Oid	connect_as = InvalidOid;
+static bool connected = false;
+static TimeoutId connect_timeout = MAX_TIMEOUTS;
 
 static test_shm_mq_header *join_segment(Datum main_arg,
 										test_shm_mq_worker_args *args,
@@ -45,6 +72,7 @@ static test_shm_mq_header *join_segment(Datum main_arg,
 static void redirect_errors(dsm_segment *segment, shm_toc *toc,
 							int nworkers, int worker_number);
 pg_noreturn static void leave_ring(dsm_segment *segment, const char *reason);
+static void connect_due(void);
 
 /*
  * Background worker entry point; bgw_main_arg is the segment's handle.
@@ -56,6 +84,7 @@ test_shm_mq_ext_worker_main(Datum main_arg)
 	dsm_segment *segment;
 	shm_toc    *toc;
 	test_shm_mq_header *header;
+	test_shm_mq_wait_counts *counts;
 
 	/*
 	 * Static: the queues' handles in it are detached on the way out, and an
@@ -64,8 +93,12 @@ test_shm_mq_ext_worker_main(Datum main_arg)
 	 */
 	static test_shm_mq_relay relay;
 
-	/* SIGTERM is serviced at the next CHECK_FOR_INTERRUPTS(). */
+	/*
+	 * SIGTERM is serviced at the next CHECK_FOR_INTERRUPTS(); a reload, by a
+	 * kept ring's idle workers (keep.h).
+	 */
 	pqsignal(SIGTERM, die);
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 
 	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
 	header = join_segment(main_arg, &args, &segment, &toc);
@@ -73,21 +106,21 @@ test_shm_mq_ext_worker_main(Datum main_arg)
 	/* From here on, whatever we report reaches the leader. */
 	redirect_errors(segment, toc, header->workers_total, args.worker_number);
 	BackgroundWorkerUnblockSignals();
-
-	/*
-	 * Connect as the leader's user, which puts us in pg_stat_activity under
-	 * that role; the application name says which worker we are, and whose.
-	 * A worker reads no catalog, so it connects to no database: that costs
-	 * it half its start-up, and makes its exit lighter too.
-	 */
-	BackgroundWorkerInitializeConnectionByOid(InvalidOid, args.user_id,
-											  TEST_SHM_MQ_CONNECTION_FLAGS);
-	pgstat_report_appname(MyBgworkerEntry->bgw_name);
 	test_shm_mq_init_wait_events();
-	if (test_shm_mq_state_closed(header))
-		leave_ring(segment, "the ring was closed");
 
-	test_shm_mq_relay_start(&relay, header, args.worker_number, segment, toc);
+	counts = test_shm_mq_wait_counts_of(shm_toc_lookup(toc,
+													   TEST_SHM_MQ_KEY_WAIT_COUNTS(header->workers_total),
+													   false),
+										args.worker_number);
+	test_shm_mq_stats_worker_joined(segment, header, args.worker_number,
+									counts);
+
+	connect_as = args.user_id;
+	connect_timeout = RegisterTimeout(USER_TIMEOUT, connect_due);
+	enable_timeout_after(connect_timeout, TEST_SHM_MQ_CONNECT_AFTER_MS);
+
+	test_shm_mq_relay_start(&relay, header, args.worker_number, segment, toc,
+							counts);
 	test_shm_mq_relay_messages(&relay);
 
 	/*
@@ -148,6 +181,37 @@ redirect_errors(dsm_segment *segment, shm_toc *toc, int nworkers,
 						false);
 	shm_mq_set_sender(mq, MyProc);
 	pq_redirect_to_shm_mq(segment, shm_mq_attach(mq, segment, NULL));
+}
+
+/*
+ * Timeout handler: the worker has run long enough to connect, at its next
+ * look (test_shm_mq_connect_due).
+ */
+static void
+connect_due(void)
+{
+	test_shm_mq_connect_due = true;
+	SetLatch(MyLatch);
+}
+
+/*
+ * Connect, if not yet, as the role that made the call, to no database: from
+ * now on pg_stat_activity shows the worker, its application name saying
+ * which worker it is, and whose.  Called between messages, or while the
+ * ring idles.  A role that may no longer connect fails the worker here,
+ * and its error reaches the leader.
+ */
+void
+test_shm_mq_worker_connect(void)
+{
+	test_shm_mq_connect_due = false;
+	if (connected)
+		return;
+	disable_timeout(connect_timeout, false);
+	BackgroundWorkerInitializeConnectionByOid(InvalidOid, connect_as,
+											  TEST_SHM_MQ_CONNECTION_FLAGS);
+	pgstat_report_appname(MyBgworkerEntry->bgw_name);
+	connected = true;
 }
 
 /*

@@ -31,7 +31,7 @@
 #include "libpq/pqmq.h"
 #include "postmaster/bgworker.h"
 
-#include "ring.h"
+#include "stats.h"
 
 static bool receive_report(test_shm_mq_ring *ring, int worker_number,
 						   ErrorData *edata);
@@ -160,6 +160,8 @@ rethrow_report(test_shm_mq_ring *ring, int worker_number, ErrorData *edata)
 	char	   *context = worker_context(ring, worker_number);
 
 	if (edata->elevel >= ERROR && !ring->all_workers_ready)
+	{
+		test_shm_mq_count(TEST_SHM_MQ_WORKERS_FAILED, 1);
 		ereport(ERROR,
 				(errcode(edata->sqlerrcode),
 				 errmsg("one or more workers failed to start"),
@@ -171,6 +173,7 @@ rethrow_report(test_shm_mq_ring *ring, int worker_number, ErrorData *edata)
 						   worker_number, ring->nworkers, edata->message),
 				 edata->hint ? errhint("%s", edata->hint) : 0,
 				 errcontext("%s", context)));
+	}
 
 	if (edata->context)
 		edata->context = psprintf("%s\n%s", edata->context, context);
@@ -226,6 +229,7 @@ void
 test_shm_mq_worker_failed_to_start(test_shm_mq_ring *ring, int worker_number)
 {
 	test_shm_mq_forward_worker_errors(ring);
+	test_shm_mq_count(TEST_SHM_MQ_WORKERS_FAILED, 1);
 
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
