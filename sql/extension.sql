@@ -60,7 +60,10 @@ FROM (VALUES ('test_shm_mq_ext.wait_strategy', 'spin'),
              ('test_shm_mq_ext.worker_slot_wait', '1000ms'),
              ('test_shm_mq_ext.zero_copy_min_bytes', '-1'),
              ('test_shm_mq_ext.zero_copy_min_bytes', '2GB'),
-             ('test_shm_mq_ext.zero_copy_min_bytes', '1GB')) v(setting, value);
+             ('test_shm_mq_ext.zero_copy_min_bytes', '1GB'),
+             ('test_shm_mq_ext.worker_connect_delay', '-1'),
+             ('test_shm_mq_ext.worker_connect_delay', '11s'),
+             ('test_shm_mq_ext.worker_connect_delay', '0')) v(setting, value);
 DROP FUNCTION report_refusal(text, text);
 
 -- The prefix is reserved.

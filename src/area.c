@@ -13,15 +13,23 @@
  *	create		the leader, in place in that chunk, as the loop opens its
  *				carrier (dsa_create_in_place); the area counts the leader as
  *				attached until it detaches;
- *	allocate	the leader, for each copy it sends: the area grows by
- *				segments of its own as it needs to, up to a limit;
+ *	allocate	the leader, once: a region of as many slots, each the
+ *				message's size, as the call may have in flight; the area
+ *				adds a segment of its own to hold it;
+ *	place		the leader, for each copy it sends: into the next slot, in
+ *				turn, so that a slot is written again only once the copy in
+ *				it has come back;
  *	reference	only a dsa_pointer and a length travel the queues;
  *	resolve		the leader, when a reference comes back (dsa_get_address),
  *				and only the one it expects next;
- *	free		the leader, once it is done with what came back;
  *	detach		the leader, as the loop closes its carrier: the last process
  *				attached gives the area's segments back, so nothing the call
  *				placed outlives it, and a kept ring idles without any.
+ *
+ * One region for the whole call, rather than an allocation per copy, is
+ * what keeps a large message's cost near one memcpy: the area gets a new
+ * segment for a large allocation, and gives it back as it is freed, so each
+ * copy would pay for a segment's creation and for faulting in its pages.
  *
  * Workers pass references on without resolving them, so they do not attach.
  * A worker that had to read what a reference names would attach with
@@ -32,11 +40,10 @@
  * the ring's segment, whose detach, on any error, cancel or exit, drops the
  * leader's count; what a failed call had placed goes with them.
  *
- * The leader alone allocates and frees, so it alone knows what is in flight,
- * and bounds it (in_flight_bound()).  The area's size limit sits a little
- * above that bound, for the area's own bookkeeping, so that an area that
- * cannot grow is met as back-pressure while copies are on their way back;
- * only with none in flight is it an error.
+ * The leader alone places copies and takes them back, so it alone knows
+ * what is in flight, and bounds it (in_flight_bound()): as many copies as
+ * the region has slots.  With all slots in flight, the leader receives
+ * before it sends again, as when a queue is full.
  *
  * IDENTIFICATION
  *		src/area.c
@@ -62,18 +69,9 @@
 #define AREA_CHUNK_SIZE		16384
 
 /*
- * Room the area may take beyond the bytes in flight.  Each segment the area
- * adds begins with a header and a map of its pages, about 1/64 of the
- * segment for the page map at 4 kB pages, and its free page manager hands
- * out whole pages: 1 MiB covers a few segments' headers and a partly used
- * page per size class.
- */
-#define AREA_OVERHEAD(bound)	((bound) / 64 + 1024 * 1024)
-
-/*
  * Most copies a pipeline keeps in flight by reference, whatever its bound in
- * bytes: the list of references in flight is allocated for this many, 1 MiB
- * at 16 bytes each, and a pipeline deeper than its queues goes no faster.
+ * bytes: a pipeline deeper than its queues goes no faster, and the slots'
+ * bookkeeping stays small.
  */
 #define MAX_REFERENCES_IN_FLIGHT	65536
 
@@ -87,17 +85,21 @@ typedef struct reference
 	Size		nbytes;
 } reference;
 
-/* A call's messages by reference: its area, and what is in flight. */
+/*
+ * A call's messages by reference: its area, and the region of slots the
+ * copies in flight take, in turn.
+ */
 typedef struct by_reference_state
 {
 	dsa_area   *area;
-	Size		bound;			/* bytes in flight that the area's limit
-								 * allows */
-	reference  *in_flight;		/* circular, capacity entries, oldest first */
+	Size		bound;			/* bytes the call may have in flight */
+	dsa_pointer region;			/* capacity slots of the message's size */
+	char	   *region_address; /* ... as mapped here */
 	int			capacity;
-	int			oldest;
-	int			count;
+	int			oldest;			/* the slot of the oldest copy in flight */
+	int			count;			/* copies in flight */
 	int			most;			/* the most ever in flight at once */
+	reference	sent;			/* what travels for the copy put last */
 } by_reference_state;
 
 static void by_reference_open(test_shm_mq_carrier *carrier, int copies);
@@ -131,33 +133,47 @@ test_shm_mq_area_size(void)
 }
 
 /*
- * Create the call's area in place, in the ring's chunk for it, and let it
- * grow as far as the call's bound needs.  The chunk may have held the area
- * of an earlier call on a kept ring: that one went as its loop ended, when
- * the leader, the only process attached to it, detached.
+ * Create the call's area in place, in the ring's chunk for it, and allocate
+ * the region of slots from it.  The chunk may have held the area of an
+ * earlier call on a kept ring: that one went as its loop ended, when the
+ * leader, the only process attached to it, detached.  The area's own
+ * errors, a segment the system will not give included, come with our
+ * context.
  */
 static void
 by_reference_open(test_shm_mq_carrier *carrier, int copies)
 {
 	test_shm_mq_ring *ring = carrier->ring;
 	by_reference_state *state = palloc0(sizeof(by_reference_state));
+	ErrorContextCallback context;
+	Size		region_size;
 	void	   *place;
+
+	state->bound = in_flight_bound(ring, carrier->message_size);
+	state->capacity = (int) Min(state->bound / carrier->message_size,
+								(Size) Min(copies, MAX_REFERENCES_IN_FLIGHT));
+	state->capacity = Max(state->capacity, 1);
+	region_size = mul_size(state->capacity, carrier->message_size);
 
 	place = shm_toc_lookup(ring->toc, TEST_SHM_MQ_KEY_AREA(ring->nworkers),
 						   false);
 	state->area = dsa_create_in_place(place, test_shm_mq_area_size(),
 									  test_shm_mq_area_tranche(),
 									  ring->segment);
-	state->bound = in_flight_bound(ring, carrier->message_size);
-	dsa_set_size_limit(state->area,
-					   add_size(add_size(test_shm_mq_area_size(),
-										 state->bound),
-								AREA_OVERHEAD(state->bound)));
 
-	state->capacity = (int) Min(state->bound / carrier->message_size,
-								(Size) Min(copies, MAX_REFERENCES_IN_FLIGHT));
-	state->capacity = Max(state->capacity, 1);
-	state->in_flight = palloc(mul_size(state->capacity, sizeof(reference)));
+	context.callback = allocation_context;
+	context.arg = carrier;
+	context.previous = error_context_stack;
+	error_context_stack = &context;
+	state->region = dsa_allocate_extended(state->area, region_size,
+										  DSA_ALLOC_HUGE | DSA_ALLOC_NO_OOM);
+	error_context_stack = context.previous;
+	if (!DsaPointerIsValid(state->region))
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not allocate %zu bytes for messages in the ring's shared memory area",
+						region_size)));
+	state->region_address = dsa_get_address(state->area, state->region);
 	carrier->private_state = state;
 }
 
@@ -174,57 +190,32 @@ in_flight_bound(test_shm_mq_ring *ring, Size message_size)
 }
 
 /*
- * Copy the message into the area, and send a reference to it.
- *
- * Returns false, having allocated nothing, if the bound or the area's limit
- * leaves no room while copies in flight can still make some.  With none in
- * flight there is nothing to wait for, and that is an error; so is any
- * failure to add a segment to the area, which dsa.c raises with its own
- * words, ours in the context.
+ * Copy the message into the next slot, and send a reference to it.  Returns
+ * false, placing nothing, if every slot holds a copy in flight.
  */
 static bool
 by_reference_put(test_shm_mq_carrier *carrier, Size *nbytes,
 				 const void **data)
 {
 	by_reference_state *state = (by_reference_state *) carrier->private_state;
-	ErrorContextCallback context;
-	reference  *placed;
-	dsa_pointer payload;
+	int			slot;
+	Size		offset;
 
 	if (state->count == state->capacity)
 		return false;
 
-	context.callback = allocation_context;
-	context.arg = carrier;
-	context.previous = error_context_stack;
-	error_context_stack = &context;
-	payload = dsa_allocate_extended(state->area, carrier->message_size,
-									DSA_ALLOC_HUGE | DSA_ALLOC_NO_OOM);
-	error_context_stack = context.previous;
-
-	if (!DsaPointerIsValid(payload))
-	{
-		if (state->count > 0)
-			return false;
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("could not allocate %zu bytes for a message in the ring's shared memory area",
-						carrier->message_size),
-				 errdetail("No message was in flight whose return could make room.")));
-	}
-	memcpy(dsa_get_address(state->area, payload), carrier->message,
+	slot = (state->oldest + state->count) % state->capacity;
+	offset = (Size) slot * carrier->message_size;
+	memcpy(state->region_address + offset, carrier->message,
 		   carrier->message_size);
-
-	placed = &state->in_flight[(state->oldest + state->count) %
-							   state->capacity];
-	memset(placed, 0, sizeof(*placed));
-	placed->payload = payload;
-	placed->nbytes = carrier->message_size;
 	state->count++;
 	state->most = Max(state->most, state->count);
 
-	*nbytes = sizeof(*placed);
-	*data = placed;
+	memset(&state->sent, 0, sizeof(state->sent));
+	state->sent.payload = state->region + offset;
+	state->sent.nbytes = carrier->message_size;
+	*nbytes = sizeof(state->sent);
+	*data = &state->sent;
 	return true;
 }
 
@@ -236,7 +227,7 @@ allocation_context(void *arg)
 {
 	test_shm_mq_carrier *carrier = (test_shm_mq_carrier *) arg;
 
-	errcontext("allocating %zu bytes for a message in the ring's shared memory area",
+	errcontext("allocating room for messages of %zu bytes in the ring's shared memory area",
 			   carrier->message_size);
 }
 
@@ -251,26 +242,26 @@ by_reference_resolve(test_shm_mq_carrier *carrier, Size nbytes,
 					 const void *data, Size *message_size)
 {
 	by_reference_state *state = (by_reference_state *) carrier->private_state;
-	reference  *expected = &state->in_flight[state->oldest];
+	Size		offset = (Size) state->oldest * carrier->message_size;
 	reference	received;
 
 	Assert(state->count > 0);
 	if (nbytes == sizeof(received))
 		memcpy(&received, data, sizeof(received));
 	if (nbytes != sizeof(received) ||
-		received.payload != expected->payload ||
-		received.nbytes != expected->nbytes)
+		received.payload != state->region + offset ||
+		received.nbytes != carrier->message_size)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("message corrupted"),
 				 errdetail("The reference received is not the one sent.")));
 
-	*message_size = expected->nbytes;
-	return dsa_get_address(state->area, expected->payload);
+	*message_size = carrier->message_size;
+	return state->region_address + offset;
 }
 
 /*
- * Free the oldest copy in flight: the leader is done with it.
+ * The oldest copy in flight is back, and done with: its slot is free.
  */
 static void
 by_reference_release(test_shm_mq_carrier *carrier)
@@ -278,7 +269,6 @@ by_reference_release(test_shm_mq_carrier *carrier)
 	by_reference_state *state = (by_reference_state *) carrier->private_state;
 
 	Assert(state->count > 0);
-	dsa_free(state->area, state->in_flight[state->oldest].payload);
 	state->oldest = (state->oldest + 1) % state->capacity;
 	state->count--;
 }
@@ -295,7 +285,6 @@ by_reference_close(test_shm_mq_carrier *carrier)
 	elog(DEBUG1, "zero-copy pipeline: at most %d messages of %zu bytes in flight, bound %zu bytes",
 		 state->most, carrier->message_size, state->bound);
 	dsa_detach(state->area);
-	pfree(state->in_flight);
 	pfree(state);
 	carrier->private_state = NULL;
 }

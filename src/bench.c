@@ -16,7 +16,7 @@
  * them, and taking it all down again, or, with a kept ring, claiming it and
  * keeping it again; the run counts the messages alone.  Times come from
  * instr_time, the leader's CPU time from getrusage(), and what each process
- * of the ring decided as it waited from the ring's wait counts (wait.h):
+ * of the ring decided as it waited from the ring's wait slots (wait.h):
  * arrays with the leader first, then each worker.
  *
  * IDENTIFICATION
@@ -290,7 +290,7 @@ snapshot_waits(test_shm_mq_ring *ring)
 
 	copy = palloc(sizeof(test_shm_mq_wait_counts) * nprocesses);
 	for (process = 0; process < nprocesses; process++)
-		copy[process] = *test_shm_mq_ring_wait_counts(ring, process);
+		copy[process] = test_shm_mq_ring_wait_slot(ring, process)->counts;
 	return copy;
 }
 

@@ -216,8 +216,8 @@ describe_key(uint64 key, int nworkers)
 
 	if (key == TEST_SHM_MQ_KEY_AREA(nworkers))
 		return pstrdup("dynamic shared memory area");
-	if (key == TEST_SHM_MQ_KEY_WAIT_COUNTS(nworkers))
-		return pstrdup("wait counts");
+	if (key == TEST_SHM_MQ_KEY_WAIT_SLOTS(nworkers))
+		return pstrdup("wait slots");
 
 	return psprintf("error queue: worker %d -> leader",
 					(int) (key - TEST_SHM_MQ_KEY_ERROR_QUEUE(nworkers, 0)));

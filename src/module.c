@@ -61,6 +61,23 @@ int			test_shm_mq_zero_copy_min_bytes = 0;
 int			test_shm_mq_spin_budget_us = 100;
 
 /*
+ * test_shm_mq_ext.worker_connect_delay: how long a ring worker runs before it
+ * connects, and so shows in pg_stat_activity.  A call through a few workers
+ * takes a few milliseconds, and connecting a worker about as long again: a
+ * worker of a call that ends within the default never pays for it, while a
+ * ring that runs longer is worth showing.
+ */
+int			test_shm_mq_worker_connect_delay = 100;
+
+/*
+ * The longest worker_connect_delay: ten seconds.  Workers that long out of
+ * pg_stat_activity are still in ps and test_shm_mq_rings, but a DBA looking
+ * only at pg_stat_activity should not wait longer to see who holds the
+ * slots.
+ */
+#define MAX_WORKER_CONNECT_DELAY_MS	(10 * 1000)
+
+/*
  * Module load callback: define our settings and reserve their prefix, and,
  * while shared_preload_libraries is loaded, ask for the cluster-wide state.
  */
@@ -120,6 +137,15 @@ _PG_init(void)
 							0, 0, INT_MAX,
 							PGC_USERSET,
 							GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("test_shm_mq_ext.worker_connect_delay",
+							"Sets how long a ring worker runs before it connects and shows in pg_stat_activity.",
+							"A worker of a kept ring connects as soon as the ring is idle. Zero connects every worker at once.",
+							&test_shm_mq_worker_connect_delay,
+							100, 0, MAX_WORKER_CONNECT_DELAY_MS,
+							PGC_SUSET,
+							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("test_shm_mq_ext");

@@ -35,11 +35,17 @@
 #include "relay.h"
 
 /*
- * Largest message a batching worker holds back, copied, to see whether
- * another follows.  Larger ones are sent on at once and flushed: copying them
- * costs more than a flush saves.  8 kB is a page, and the copy of one takes
- * about as long as a flush's wake-up of a polling peer.
+ * What holding a message back costs and saves.  Held back, a message is
+ * copied once more, into held[]; sent on at once, it is flushed, which moves
+ * the queue's counter and the receiver's latch between CPUs, some hundreds
+ * of nanoseconds, or, if the receiver sleeps, wakes it through the kernel,
+ * tens of microseconds.  A copy of up to COPY_BELOW_FLUSH bytes costs less
+ * than the first, so such a message is always held back; one of up to
+ * HELD_MESSAGE_MAX bytes, a page or two, costs much less than the second,
+ * so it is held back while the receiver sleeps.  Larger ones are sent on at
+ * once and flushed.
  */
+#define COPY_BELOW_FLUSH	1024
 #define HELD_MESSAGE_MAX	8192
 
 /*
@@ -50,6 +56,7 @@
  */
 #define IDLE_BUFFER_MAX		(64 * 1024)
 
+static bool hold_back(test_shm_mq_relay *relay, Size nbytes);
 static void relay_work(test_shm_mq_relay *relay, Size nbytes,
 					   const void *data, Size *out_nbytes,
 					   const void **out_data);
@@ -70,8 +77,9 @@ static bool forward_message(test_shm_mq_relay *relay, Size nbytes,
 void
 test_shm_mq_relay_start(test_shm_mq_relay *relay, test_shm_mq_header *header,
 						int worker_number, dsm_segment *segment, shm_toc *toc,
-						test_shm_mq_wait_counts *counts)
+						test_shm_mq_wait_slot *slot)
 {
+	int			nworkers = header->workers_total;
 	shm_mq	   *mq;
 
 	mq = shm_toc_lookup(toc, TEST_SHM_MQ_KEY_DATA_QUEUE(worker_number - 1),
@@ -97,10 +105,16 @@ test_shm_mq_relay_start(test_shm_mq_relay *relay, test_shm_mq_header *header,
 	test_shm_mq_keep_watch_worker(segment, header, worker_number);
 
 	relay->idle = false;
-	test_shm_mq_waiter_init(&relay->waiter, &header->wait, counts,
-							header->workers_total + 1, false);
+	test_shm_mq_waiter_init(&relay->waiter, &header->wait, slot,
+							nworkers + 1, false);
+	relay->receiver = test_shm_mq_wait_slot_of(shm_toc_lookup(toc,
+															  TEST_SHM_MQ_KEY_WAIT_SLOTS(nworkers),
+															  false),
+											   worker_number < nworkers ?
+											   worker_number + 1 : 0);
 	relay->batch = test_shm_mq_waiter_batches(&relay->waiter);
 
+	report_running(relay);
 	test_shm_mq_state_count_ready(header);
 }
 
@@ -127,10 +141,10 @@ relay_work(test_shm_mq_relay *relay, Size nbytes, const void *data,
  * leader closes the ring.
  *
  * With batch set, a message is not flushed to the next process while another
- * has already arrived behind it: each small message is held until we know
- * whether one follows, and only the last of a run is flushed, before we wait.
- * shm_mq has no call that flushes without sending, so holding the last
- * message back is how we flush before waiting.
+ * has already arrived behind it, where that pays (hold_back()): the message
+ * is held until we know whether one follows, and only the last of a run is
+ * flushed, before we wait.  shm_mq has no call that flushes without
+ * sending, so holding the last message back is how we flush before waiting.
  */
 void
 test_shm_mq_relay_messages(test_shm_mq_relay *relay)
@@ -186,7 +200,7 @@ test_shm_mq_relay_messages(test_shm_mq_relay *relay)
 		have_held = false;
 
 		relay_work(relay, nbytes, data, &out_nbytes, &out_data);
-		if (relay->batch && out_nbytes <= HELD_MESSAGE_MAX)
+		if (hold_back(relay, out_nbytes))
 		{
 			memcpy(held, out_data, out_nbytes);
 			held_bytes = out_nbytes;
@@ -195,6 +209,21 @@ test_shm_mq_relay_messages(test_shm_mq_relay *relay)
 		else if (!forward_message(relay, out_nbytes, out_data, true))
 			return;
 	}
+}
+
+/*
+ * Should a message of nbytes be held back until we know whether another
+ * follows?  Only where batching, and only where the flush it saves costs
+ * more than the copy it takes (see COPY_BELOW_FLUSH): the receiver's wait
+ * slot says whether it sleeps.
+ */
+static bool
+hold_back(test_shm_mq_relay *relay, Size nbytes)
+{
+	if (!relay->batch || nbytes > HELD_MESSAGE_MAX)
+		return false;
+	return nbytes <= COPY_BELOW_FLUSH ||
+		pg_atomic_read_u32(&relay->receiver->asleep) != 0;
 }
 
 /*

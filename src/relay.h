@@ -31,7 +31,8 @@ typedef struct test_shm_mq_relay
 	shm_mq_handle *input;
 	shm_mq_handle *output;
 	test_shm_mq_waiter waiter;
-	bool		batch;			/* hold small messages back, see
+	test_shm_mq_wait_slot *receiver;	/* the next process's wait slot */
+	bool		batch;			/* hold messages back where it pays, see
 								 * test_shm_mq_relay_messages() */
 	bool		idle;			/* reported idle: the ring has no call */
 } test_shm_mq_relay;
@@ -40,7 +41,7 @@ extern void test_shm_mq_relay_start(test_shm_mq_relay *relay,
 									test_shm_mq_header *header,
 									int worker_number,
 									dsm_segment *segment, shm_toc *toc,
-									test_shm_mq_wait_counts *counts);
+									test_shm_mq_wait_slot *slot);
 extern void test_shm_mq_relay_messages(test_shm_mq_relay *relay);
 
 #endif							/* TEST_SHM_MQ_EXT_RELAY_H */

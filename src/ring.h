@@ -97,8 +97,8 @@ extern void test_shm_mq_ring_start(test_shm_mq_ring *ring);
 extern bool test_shm_mq_ring_attach(test_shm_mq_ring *ring);
 extern void test_shm_mq_ring_attach_queues(test_shm_mq_ring *ring);
 extern void test_shm_mq_ring_detach_queues(test_shm_mq_ring *ring);
-extern test_shm_mq_wait_counts *test_shm_mq_ring_wait_counts(test_shm_mq_ring *ring,
-															 int process);
+extern test_shm_mq_wait_slot *test_shm_mq_ring_wait_slot(test_shm_mq_ring *ring,
+														 int process);
 
 /* messages.c: the leader's message loops */
 extern void test_shm_mq_check_repeat_count(int repeat_count);

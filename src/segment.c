@@ -47,7 +47,7 @@ static test_shm_mq_ring *new_ring(int64 queue_size, int nworkers,
 static void init_header(test_shm_mq_ring *ring);
 static void create_queues(test_shm_mq_ring *ring);
 static void create_area(test_shm_mq_ring *ring);
-static void create_wait_counts(test_shm_mq_ring *ring);
+static void create_wait_slots(test_shm_mq_ring *ring);
 
 /*
  * Check a worker count given at the SQL level.
@@ -157,7 +157,7 @@ estimate_segment(shm_toc_estimator *estimator, Size queue_size, int nworkers)
 		shm_toc_estimate_chunk(estimator, TEST_SHM_MQ_ERROR_QUEUE_SIZE);
 	shm_toc_estimate_chunk(estimator, test_shm_mq_area_size());
 	shm_toc_estimate_chunk(estimator,
-						   test_shm_mq_wait_counts_size(nworkers + 1));
+						   test_shm_mq_wait_slots_size(nworkers + 1));
 
 	shm_toc_estimate_keys(estimator, TEST_SHM_MQ_KEYS(nworkers));
 }
@@ -190,7 +190,7 @@ test_shm_mq_ring_create(int64 queue_size, int nworkers,
 	init_header(ring);
 	create_queues(ring);
 	create_area(ring);
-	create_wait_counts(ring);
+	create_wait_slots(ring);
 
 	return ring;
 }
@@ -306,16 +306,17 @@ create_area(test_shm_mq_ring *ring)
 }
 
 /*
- * Set aside the chunk in which each process of the ring counts its waits,
- * zeroed (wait.h).
+ * Set aside the chunk in which each process of the ring has its wait slot
+ * (wait.h).
  */
 static void
-create_wait_counts(test_shm_mq_ring *ring)
+create_wait_slots(test_shm_mq_ring *ring)
 {
-	Size		size = test_shm_mq_wait_counts_size(ring->nworkers + 1);
-	void	   *chunk = shm_toc_allocate(ring->toc, size);
+	int			nprocesses = ring->nworkers + 1;
+	void	   *chunk;
 
-	memset(chunk, 0, size);
-	shm_toc_insert(ring->toc, TEST_SHM_MQ_KEY_WAIT_COUNTS(ring->nworkers),
+	chunk = shm_toc_allocate(ring->toc, test_shm_mq_wait_slots_size(nprocesses));
+	test_shm_mq_wait_slots_init(chunk, nprocesses);
+	shm_toc_insert(ring->toc, TEST_SHM_MQ_KEY_WAIT_SLOTS(ring->nworkers),
 				   chunk);
 }

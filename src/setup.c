@@ -128,7 +128,7 @@ test_shm_mq_ring_attach_queues(test_shm_mq_ring *ring)
 						  NULL, ring->workers[worker - 1]);
 
 	test_shm_mq_waiter_init(&ring->waiter, &ring->header->wait,
-							test_shm_mq_ring_wait_counts(ring, 0),
+							test_shm_mq_ring_wait_slot(ring, 0),
 							nworkers + 1, true);
 	memcpy(&ring->counted, ring->waiter.counts, sizeof(ring->counted));
 
@@ -136,13 +136,13 @@ test_shm_mq_ring_attach_queues(test_shm_mq_ring *ring)
 }
 
 /*
- * The wait counts of one process of the ring, 0 the leader, k worker k.
+ * The wait slot of one process of the ring, 0 the leader, k worker k.
  */
-test_shm_mq_wait_counts *
-test_shm_mq_ring_wait_counts(test_shm_mq_ring *ring, int process)
+test_shm_mq_wait_slot *
+test_shm_mq_ring_wait_slot(test_shm_mq_ring *ring, int process)
 {
-	return test_shm_mq_wait_counts_of(shm_toc_lookup(ring->toc,
-													 TEST_SHM_MQ_KEY_WAIT_COUNTS(ring->nworkers),
+	return test_shm_mq_wait_slot_of(shm_toc_lookup(ring->toc,
+													 TEST_SHM_MQ_KEY_WAIT_SLOTS(ring->nworkers),
 													 false),
 									  process);
 }
@@ -227,6 +227,7 @@ register_workers(test_shm_mq_ring *ring)
 	fill_in_worker(&worker, ring);
 	memset(&args, 0, sizeof(args));
 	args.user_id = worker_role();
+	args.connect_delay_ms = test_shm_mq_worker_connect_delay;
 	args.leader_pid = MyProcPid;
 	args.ring_number = ring->ring_number;
 

@@ -38,7 +38,7 @@
  * Table-of-contents keys.  With N workers the keys run without gaps from 0
  * to 2N + 3: the header, the N + 1 data queues, the N error queues, the
  * ring's dynamic shared memory area (area.c), then the processes' wait
- * counts (wait.h), TEST_SHM_MQ_KEYS(N) in all.  Workers are numbered from 1.
+ * slots (wait.h), TEST_SHM_MQ_KEYS(N) in all.  Workers are numbered from 1.
  */
 #define TEST_SHM_MQ_KEY_HEADER		UINT64CONST(0)
 #define TEST_SHM_MQ_KEY_DATA_QUEUE(queue) \
@@ -47,10 +47,10 @@
 	((uint64) (nworkers) + 1 + (uint64) (worker))
 #define TEST_SHM_MQ_KEY_AREA(nworkers) \
 	(2 * (uint64) (nworkers) + 2)
-#define TEST_SHM_MQ_KEY_WAIT_COUNTS(nworkers) \
+#define TEST_SHM_MQ_KEY_WAIT_SLOTS(nworkers) \
 	(2 * (uint64) (nworkers) + 3)
 #define TEST_SHM_MQ_KEYS(nworkers) \
-	(TEST_SHM_MQ_KEY_WAIT_COUNTS(nworkers) + 1)
+	(TEST_SHM_MQ_KEY_WAIT_SLOTS(nworkers) + 1)
 
 /*
  * Size of each worker's error queue.  An error report is a few hundred bytes;
@@ -141,6 +141,8 @@ typedef struct test_shm_mq_worker_args
 {
 	int			worker_number;	/* 1 to N: the worker's place in the ring */
 	Oid			user_id;
+	int			connect_delay_ms;	/* test_shm_mq_ext.worker_connect_delay,
+									 * as the leader had it */
 	pid_t		leader_pid;		/* with ring_number, as in the header: a */
 	uint64		ring_number;	/* worker whose segment handle names another
 								 * ring by now must not join that one */
@@ -156,6 +158,7 @@ extern int test_shm_mq_default_wait_strategy;
 extern int test_shm_mq_spin_budget_us;
 extern int test_shm_mq_max_kept_workers;
 extern int test_shm_mq_zero_copy_min_bytes;
+extern int test_shm_mq_worker_connect_delay;
 
 /* The ring's state: every transition, for leader and workers (ring_state.c). */
 extern bool test_shm_mq_state_join(test_shm_mq_header *header,

@@ -37,6 +37,7 @@ static void block_init(test_shm_mq_waiter *waiter, int nprocesses,
 static void block_progress(test_shm_mq_waiter *waiter);
 static bool block_would_sleep(test_shm_mq_waiter *waiter);
 static int	online_cpus(void);
+static void latch_sleep(test_shm_mq_wait_event event, long timeout_ms);
 
 /* "block": the reference design, every message flushed and slept for. */
 const test_shm_mq_wait_method test_shm_mq_block_method = {
@@ -153,46 +154,61 @@ test_shm_mq_wait_shared_init(test_shm_mq_wait_shared *shared,
 
 /*
  * The size of the chunk of a ring's segment that holds its processes' wait
- * counts: a cache line each, and room to start the first on a cache line
+ * slots: a cache line each, and room to start the first on a cache line
  * (the chunk itself is only buffer-aligned).
  */
 Size
-test_shm_mq_wait_counts_size(int nprocesses)
+test_shm_mq_wait_slots_size(int nprocesses)
 {
-	StaticAssertStmt(sizeof(test_shm_mq_wait_counts) <= PG_CACHE_LINE_SIZE,
-					 "wait counts must fit in a cache line");
+	StaticAssertStmt(sizeof(test_shm_mq_wait_slot) <= PG_CACHE_LINE_SIZE,
+					 "a wait slot must fit in a cache line");
 	return mul_size((Size) nprocesses + 1, PG_CACHE_LINE_SIZE);
 }
 
 /*
- * The wait counts of process number process (0 the leader, k worker k) in
+ * [L] Set up a new ring's wait slots, in a chunk of the size above.
+ */
+void
+test_shm_mq_wait_slots_init(void *chunk, int nprocesses)
+{
+	int			process;
+
+	memset(chunk, 0, test_shm_mq_wait_slots_size(nprocesses));
+	for (process = 0; process < nprocesses; process++)
+		pg_atomic_init_u32(&test_shm_mq_wait_slot_of(chunk, process)->asleep,
+						   0);
+}
+
+/*
+ * The wait slot of process number process (0 the leader, k worker k) in
  * that chunk.  A segment is mapped at a page boundary in every process, so
  * the aligned address falls at the same offset in each.
  */
-test_shm_mq_wait_counts *
-test_shm_mq_wait_counts_of(void *chunk, int process)
+test_shm_mq_wait_slot *
+test_shm_mq_wait_slot_of(void *chunk, int process)
 {
 	char	   *first = (char *) TYPEALIGN(PG_CACHE_LINE_SIZE, chunk);
 
-	return (test_shm_mq_wait_counts *) (first + process * PG_CACHE_LINE_SIZE);
+	return (test_shm_mq_wait_slot *) (first + process * PG_CACHE_LINE_SIZE);
 }
 
 /*
  * Prepare one process's waiter for a ring of nprocesses processes, the
- * leader included, under the strategy the ring's shared state names,
- * counting in counts.
+ * leader included, under the strategy the ring's shared state names, with
+ * its slot.
  */
 void
 test_shm_mq_waiter_init(test_shm_mq_waiter *waiter,
 						test_shm_mq_wait_shared *shared,
-						test_shm_mq_wait_counts *counts, int nprocesses,
+						test_shm_mq_wait_slot *slot, int nprocesses,
 						bool leader)
 {
 	Assert(shared->strategy >= 0 &&
 		   shared->strategy < TEST_SHM_MQ_WAIT_STRATEGIES);
 	waiter->method = wait_methods[shared->strategy];
 	waiter->shared = shared;
-	waiter->counts = counts;
+	waiter->slot = slot;
+	waiter->counts = &slot->counts;
 	waiter->waiting = false;
 	waiter->slept = false;
 	waiter->private_state = NULL;
@@ -208,6 +224,16 @@ test_shm_mq_waiter_init(test_shm_mq_waiter *waiter,
 void
 test_shm_mq_sleep(test_shm_mq_wait_event event, long timeout_ms)
 {
+	latch_sleep(event, timeout_ms);
+	CHECK_FOR_INTERRUPTS();
+}
+
+/*
+ * test_shm_mq_sleep() but for servicing interrupts, which is the caller's.
+ */
+static void
+latch_sleep(test_shm_mq_wait_event event, long timeout_ms)
+{
 	int			events = WL_LATCH_SET | WL_EXIT_ON_PM_DEATH;
 
 	if (timeout_ms >= 0)
@@ -215,6 +241,19 @@ test_shm_mq_sleep(test_shm_mq_wait_event event, long timeout_ms)
 	(void) WaitLatch(MyLatch, events, timeout_ms,
 					 test_shm_mq_wait_event_info(event));
 	ResetLatch(MyLatch);
+}
+
+/*
+ * A strategy's sleep on the latch: test_shm_mq_sleep(), with the process's
+ * slot saying meanwhile that it sleeps, for its sender to see.
+ */
+void
+test_shm_mq_waiter_sleep(test_shm_mq_waiter *waiter,
+						 test_shm_mq_wait_event event)
+{
+	pg_atomic_write_u32(&waiter->slot->asleep, 1);
+	latch_sleep(event, -1);
+	pg_atomic_write_u32(&waiter->slot->asleep, 0);
 	CHECK_FOR_INTERRUPTS();
 }
 
@@ -243,7 +282,7 @@ block_init(test_shm_mq_waiter *waiter, int nprocesses, bool leader)
 static bool
 block_wait(test_shm_mq_waiter *waiter, test_shm_mq_wait_event event)
 {
-	test_shm_mq_sleep(event, -1);
+	test_shm_mq_waiter_sleep(waiter, event);
 	return true;
 }
 

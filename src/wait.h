@@ -70,9 +70,9 @@ typedef struct test_shm_mq_wait_shared
 
 /*
  * What one process's waits came to, counted as they happen.  Each process
- * of a ring counts in a slot of its own in the ring's segment, a cache line
- * apart from every other's, so that the leader can read them all
- * (test_shm_mq_bench) and counting costs no process a shared cache line.
+ * of a ring counts in a slot of its own in the ring's segment (below), so
+ * that the leader can read them all (test_shm_mq_bench) and counting costs
+ * no process a shared cache line.
  */
 typedef struct test_shm_mq_wait_counts
 {
@@ -87,6 +87,17 @@ typedef struct test_shm_mq_wait_counts
 } test_shm_mq_wait_counts;
 
 #define TEST_SHM_MQ_WAIT_COUNTS (sizeof(test_shm_mq_wait_counts) / sizeof(uint64))
+
+/*
+ * One process's slot in the ring's segment: its wait counts, and whether it
+ * sleeps on its latch now, for its sender to see (relay.c).  Written only by
+ * its process; a cache line apart from every other slot.
+ */
+typedef struct test_shm_mq_wait_slot
+{
+	test_shm_mq_wait_counts counts;
+	pg_atomic_uint32 asleep;	/* 1 while it sleeps on its latch */
+} test_shm_mq_wait_slot;
 
 typedef struct test_shm_mq_waiter test_shm_mq_waiter;
 
@@ -128,7 +139,8 @@ struct test_shm_mq_waiter
 {
 	const test_shm_mq_wait_method *method;
 	test_shm_mq_wait_shared *shared;	/* the ring's, in its header */
-	test_shm_mq_wait_counts *counts;	/* this process's, in the segment */
+	test_shm_mq_wait_slot *slot;	/* this process's, in the segment */
+	test_shm_mq_wait_counts *counts;	/* ... its counts */
 	bool		waiting;		/* a pass made no progress since the last
 								 * that did */
 	bool		slept;			/* ... and the wait has slept */
@@ -146,13 +158,16 @@ extern test_shm_mq_wait_strategy test_shm_mq_parse_wait_strategy(const char *nam
 extern void test_shm_mq_wait_shared_init(test_shm_mq_wait_shared *shared,
 										 test_shm_mq_wait_strategy strategy,
 										 int spin_budget_us);
-extern Size test_shm_mq_wait_counts_size(int nprocesses);
-extern test_shm_mq_wait_counts *test_shm_mq_wait_counts_of(void *chunk,
-														   int process);
+extern Size test_shm_mq_wait_slots_size(int nprocesses);
+extern void test_shm_mq_wait_slots_init(void *chunk, int nprocesses);
+extern test_shm_mq_wait_slot *test_shm_mq_wait_slot_of(void *chunk,
+													   int process);
 extern void test_shm_mq_waiter_init(test_shm_mq_waiter *waiter,
 									test_shm_mq_wait_shared *shared,
-									test_shm_mq_wait_counts *counts,
+									test_shm_mq_wait_slot *slot,
 									int nprocesses, bool leader);
+extern void test_shm_mq_waiter_sleep(test_shm_mq_waiter *waiter,
+									 test_shm_mq_wait_event event);
 extern void test_shm_mq_sleep(test_shm_mq_wait_event event, long timeout_ms);
 
 /*

@@ -98,7 +98,7 @@ adaptive_wait(test_shm_mq_waiter *waiter, test_shm_mq_wait_event event)
 	{
 		if (!policy->waiting)
 			test_shm_mq_policy_sleeping(policy, now_us());
-		test_shm_mq_sleep(event, -1);
+		test_shm_mq_waiter_sleep(waiter, event);
 		return true;
 	}
 
@@ -107,7 +107,7 @@ adaptive_wait(test_shm_mq_waiter *waiter, test_shm_mq_wait_event event)
 		if (!begin_wait(waiter, state))
 		{
 			/* The ring found the CPUs busy: sleep at once. */
-			test_shm_mq_sleep(event, -1);
+			test_shm_mq_waiter_sleep(waiter, event);
 			return true;
 		}
 		CHECK_FOR_INTERRUPTS();

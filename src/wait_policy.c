@@ -20,9 +20,14 @@
  *	  polls by spinning.  With P > C it polls by yielding its CPU, since the
  *	  peer it waits for may need it.  A spinner that finds it was kept off its
  *	  CPU (a gap of TEST_SHM_MQ_CONTENDED_US between two looks at the clock)
- *	  shares its CPUs with other work after all, and polls by yielding from
- *	  then on: a yield lets the scheduler run the peer it waits for, where a
- *	  spinner would hold the CPU to the end of its time slice.
+ *	  shares its CPUs with other work for now, and polls by yielding for its
+ *	  next YIELD_WAITS_FIRST waits: a yield lets the scheduler run the peer it
+ *	  waits for, where a spinner would hold the CPU to the end of its time
+ *	  slice.  Then it spins again; preempted again, it yields for twice as
+ *	  many waits (up to YIELD_WAITS_MAX), and a wait that spins through
+ *	  undisturbed starts the count over.  So a process that once met other
+ *	  work spins again once it has gone, and one that meets it again and
+ *	  again pays for a spin that finds it less and less often.
  *
  * 2. How long at most.  No wait polls longer than the ceiling, the
  *	  per-process budget (test_shm_mq_ext.spin_budget_us) times P: a trip
@@ -51,7 +56,7 @@
  *		not its wait ended while it polled, it wakes the ring to polling
  *		again.  A spinner's preemption alone proves less: the kernel's own
  *		work, or another guest's on a virtual machine, preempts now and
- *		then, and such a process only yields from then on, as rule 1 says.
+ *		then, and such a process only yields for a while, as rule 1 says.
  *	  - But a process of a ring with a CPU each (P <= C) that slept, and
  *		then found the whole wait shorter than the ceiling, learns that the
  *		ring was busy, only slower because someone slept: it raises its
@@ -85,20 +90,53 @@
 
 #include "wait_policy.h"
 
-/* The least budget that still lets polling prove itself again. */
+/*
+ * The least budget: one microsecond still lets a wait poll through a trip
+ * round a small ring of polling processes, and so lets polling prove itself
+ * again after it was halved to nothing.
+ */
 #define MIN_BUDGET_US			1
 
-/* No wait polls longer than this many ceilings, however often woken. */
+/*
+ * No wait polls longer than this many ceilings, however often woken: a
+ * message of up to this many queues' worth moves through a small queue
+ * without its reader sleeping, while one wait costs at most this many
+ * ceilings of CPU time.
+ */
 #define MAX_ROUNDS_PER_WAIT		16
 
-/* Contended waits in a row that show the CPUs busy, not a blip. */
+/*
+ * Contended waits in a row that show the CPUs busy, not a blip: one may be a
+ * timer tick, another guest's turn on a virtual CPU, or a daemon waking up;
+ * two in a row, with polling in between, rarely are.
+ */
 #define CONTENDED_WAITS_BUSY	2
 
-/* Waits a process sleeps at once after a contended one: first, at most. */
+/*
+ * After a preempted spin, waits a process polls by yielding: first, at most.
+ * A preemption costs the peer up to a time slice, milliseconds, while a
+ * yielding poll costs a system call, about a microsecond: 64 waits of a
+ * ping-pong are some tens of microseconds, and a spin that is preempted
+ * again every 65536 waits costs a few percent at worst.
+ */
+#define YIELD_WAITS_FIRST		64
+#define YIELD_WAITS_MAX			65536
+
+/*
+ * After a contended yield, waits a process sleeps at once: first, at most.
+ * A contended yield costs a time slice; eight waits that sleep at once cost
+ * a wake-up each, tens of microseconds, well under a slice, and 1024 of them
+ * bound what a standing load costs between tries.
+ */
 #define SLEEP_WAITS_FIRST		8
 #define SLEEP_WAITS_MAX			1024
 
-/* How long the ring sleeps at once after a contended wait: first, at most. */
+/*
+ * How long the ring sleeps at once after contended waits show the CPUs
+ * busy: first, at most.  A millisecond is a few time slices of a busy CPU;
+ * doubling to a second makes a load that lasts cost the scout one failed
+ * try a second.
+ */
 #define SLEEP_FOR_FIRST_US		1000
 #define SLEEP_FOR_MAX_US		1000000
 
@@ -120,6 +158,7 @@ test_shm_mq_policy_init(test_shm_mq_wait_policy *policy,
 	policy->budget_us = budget_per_process_us;
 	policy->sleep_for_us = SLEEP_FOR_FIRST_US;
 	policy->sleep_backoff = SLEEP_WAITS_FIRST;
+	policy->yield_backoff = YIELD_WAITS_FIRST;
 }
 
 /*
@@ -138,7 +177,7 @@ test_shm_mq_policy_would_sleep(const test_shm_mq_wait_policy *policy)
 bool
 test_shm_mq_policy_yields(const test_shm_mq_wait_policy *policy)
 {
-	return policy->short_of_cpus || policy->preempted;
+	return policy->short_of_cpus || policy->yield_waits > 0;
 }
 
 /*
@@ -160,11 +199,13 @@ test_shm_mq_policy_begin(test_shm_mq_wait_policy *policy, int64 now,
 		(ring == TEST_SHM_MQ_RING_SLEPT_ENOUGH && !policy->scout))
 	{
 		policy->polling = false;
+		policy->spinning = false;
 		policy->slept = true;
 		policy->ring_asleep = true;
 		return false;
 	}
 	policy->scouting = ring != TEST_SHM_MQ_RING_POLLS;
+	policy->spinning = !test_shm_mq_policy_yields(policy);
 	policy->polling = true;
 	policy->slept = false;
 	policy->ring_asleep = false;
@@ -204,9 +245,12 @@ test_shm_mq_policy_look(test_shm_mq_wait_policy *policy, int64 now,
 	if (!test_shm_mq_policy_yields(policy) &&
 		now - policy->last_look >= TEST_SHM_MQ_CONTENDED_US)
 	{
-		/* Kept off our CPU: it is not ours alone. */
+		/* Kept off our CPU: it is not ours alone, for now. */
 		preempted = true;
-		policy->preempted = true;
+		policy->spinning = false;
+		policy->yield_waits = policy->yield_backoff;
+		policy->yield_backoff = Min(policy->yield_backoff * 2,
+									YIELD_WAITS_MAX);
 	}
 	policy->last_look = now;
 
@@ -271,6 +315,12 @@ test_shm_mq_policy_progress(test_shm_mq_wait_policy *policy, int64 now)
 	policy->waiting = false;
 	policy->polling = false;
 	policy->scouting = false;
+
+	/* Yielding for a while after a preemption: one wait less of it. */
+	if (policy->yield_waits > 0)
+		policy->yield_waits--;
+	else if (policy->spinning && !policy->slept)
+		policy->yield_backoff = YIELD_WAITS_FIRST;
 
 	if (policy->ring_asleep)
 	{

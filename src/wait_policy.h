@@ -62,8 +62,9 @@ typedef struct test_shm_mq_wait_policy
 
 	/* Learnt from the waits so far. */
 	int64		budget_us;		/* how long the next wait polls */
-	bool		preempted;		/* kept off its CPU while spinning: poll by
-								 * yielding from now on */
+	int			yield_waits;	/* after a preempted spin: waits that poll
+								 * by yielding */
+	int			yield_backoff;	/* ... and how many after the next one */
 	int			sleep_waits;	/* after a contended wait: waits that sleep
 								 * at once */
 	int			sleep_backoff;	/* ... and how many after the next one */
@@ -75,6 +76,7 @@ typedef struct test_shm_mq_wait_policy
 	/* The wait under way, if any. */
 	bool		waiting;		/* a wait began since the last progress */
 	bool		polling;		/* ... and polls now */
+	bool		spinning;		/* ... by spinning, undisturbed so far */
 	bool		slept;			/* ... and gave up polling at least once */
 	bool		ring_asleep;	/* ... and slept at once, the ring's CPUs
 								 * being busy */

@@ -16,10 +16,11 @@
  *
  * A worker relays before it connects: connecting (InitPostgres) is what
  * puts it in pg_stat_activity, and costs more than a short call takes.  It
- * connects once it has run for TEST_SHM_MQ_CONNECT_AFTER_MS, or as soon as
- * its ring is kept idle, as the role that made the call, to no database,
- * since it reads no catalog of one.  Until then ps shows it, and so does
- * test_shm_mq_rings, where the cluster-wide state exists.
+ * connects once it has run for test_shm_mq_ext.worker_connect_delay, as the
+ * leader had it, or as soon as its ring is kept idle, as the role that made
+ * the call, to no database, since it reads no catalog of one.  Until then ps
+ * shows it, and so does test_shm_mq_rings, where the cluster-wide state
+ * exists.
  *
  * A worker leaves, without a word, as soon as it finds its ring closed: the
  * leader closes it when the call is over, successful or not, and wakes every
@@ -49,14 +50,6 @@
 #include "relay.h"
 #include "stats.h"
 
-/*
- * How long a worker runs before it connects, and so shows in
- * pg_stat_activity.  A call through a few workers takes a few milliseconds,
- * and connecting about as long again: a worker of a call that ends sooner
- * never pays for it, and a ring that runs longer is worth showing.
- */
-#define TEST_SHM_MQ_CONNECT_AFTER_MS	100
-
 /* Set by the connect timeout: test_shm_mq_worker_connect() is due. */
 volatile sig_atomic_t test_shm_mq_connect_due = false;
 
@@ -84,7 +77,7 @@ test_shm_mq_ext_worker_main(Datum main_arg)
 	dsm_segment *segment;
 	shm_toc    *toc;
 	test_shm_mq_header *header;
-	test_shm_mq_wait_counts *counts;
+	test_shm_mq_wait_slot *slot;
 
 	/*
 	 * Static: the queues' handles in it are detached on the way out, and an
@@ -108,19 +101,22 @@ test_shm_mq_ext_worker_main(Datum main_arg)
 	BackgroundWorkerUnblockSignals();
 	test_shm_mq_init_wait_events();
 
-	counts = test_shm_mq_wait_counts_of(shm_toc_lookup(toc,
-													   TEST_SHM_MQ_KEY_WAIT_COUNTS(header->workers_total),
-													   false),
-										args.worker_number);
+	slot = test_shm_mq_wait_slot_of(shm_toc_lookup(toc,
+												   TEST_SHM_MQ_KEY_WAIT_SLOTS(header->workers_total),
+												   false),
+									args.worker_number);
 	test_shm_mq_stats_worker_joined(segment, header, args.worker_number,
-									counts);
+									&slot->counts);
 
 	connect_as = args.user_id;
 	connect_timeout = RegisterTimeout(USER_TIMEOUT, connect_due);
-	enable_timeout_after(connect_timeout, TEST_SHM_MQ_CONNECT_AFTER_MS);
+	if (args.connect_delay_ms == 0)
+		test_shm_mq_worker_connect();
+	else
+		enable_timeout_after(connect_timeout, args.connect_delay_ms);
 
 	test_shm_mq_relay_start(&relay, header, args.worker_number, segment, toc,
-							counts);
+							slot);
 	test_shm_mq_relay_messages(&relay);
 
 	/*

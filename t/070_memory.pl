@@ -112,11 +112,14 @@ $session->close;
 # The error path: a session whose role is gone.  Its workers cannot connect
 # as that role, so every call fails; the loop checks each error is that one.
 # A dropped role holds no grants, so PUBLIC is granted the call; workers
-# connect as the calling role, here the dropped one.
+# connect as the calling role, here the dropped one, and at once, since the
+# role's settings say so (test_shm_mq_ext.worker_connect_delay = 0): by
+# default a worker of a call this short would never connect.
 $node->safe_psql(
 	'postgres', q{
 	GRANT EXECUTE ON FUNCTION test_shm_mq(int8, text, int4, int4) TO PUBLIC;
 	CREATE ROLE memory_dropped LOGIN;
+	ALTER ROLE memory_dropped SET test_shm_mq_ext.worker_connect_delay = 0;
 });
 $session = TestShmMq::Session->new($node, user => 'memory_dropped');
 $node->safe_psql('postgres', 'DROP ROLE memory_dropped');

@@ -1,8 +1,9 @@
 
 # 080_worker_start_failure.pl
 #
-# Proves that a worker that fails before it is ready, while connecting to the
-# database, gets its reason to the caller within a second:
+# Proves that a worker that fails while connecting gets its reason to the
+# caller within a second.  Workers whose role says
+# test_shm_mq_ext.worker_connect_delay = 0 connect before they are ready:
 #
 #   ERROR:  28000: one or more workers failed to start
 #   DETAIL:  Worker K of N reported: <the worker's own error>.
@@ -21,9 +22,12 @@
 #    does not exist").
 #
 # The PID in the context line is checked against the server log, where the
-# worker logged the same error under its own PID.  Afterwards no worker
-# process and no segment of ours is left, and the other checks that do not
-# stop workers (REVOKE CONNECT, CONNECTION LIMIT 0) are shown not to.
+# worker logged the same error under its own PID.  By default workers
+# connect only after 100 ms: then a short call of a dropped role succeeds,
+# and a long one fails as its workers connect, with their own error.
+# Afterwards no worker process and no segment of ours is left, and the other
+# checks that do not stop workers (REVOKE CONNECT, CONNECTION LIMIT 0) are
+# shown not to.
 
 use strict;
 use warnings FATAL => 'all';
@@ -45,12 +49,16 @@ my $segments_before = dsm_segments($node);
 # Run calls with 1 and with 3 workers, through $call (SQL with %d for the
 # number of workers), as a session whose role has just been broken by $break
 # (SQL run as superuser after the session connected), and check that each
-# fails with the worker's reason, matched by $reason.
+# fails with the worker's reason, matched by $reason.  The role's workers
+# connect at once (test_shm_mq_ext.worker_connect_delay = 0), before they
+# count themselves ready.
 sub check_start_failure
 {
 	my ($name, $role, $break, $reason, $call) = @_;
 
 	$node->safe_psql('postgres', "CREATE ROLE $role LOGIN");
+	$node->safe_psql('postgres',
+		"ALTER ROLE $role SET test_shm_mq_ext.worker_connect_delay = 0");
 	grant_ring_functions($node, $role);
 	my $session = TestShmMq::Session->new($node, user => $role);
 	$node->safe_psql('postgres', $break);
@@ -118,8 +126,51 @@ check_start_failure(
 $node->safe_psql('postgres',
 	'REVOKE EXECUTE ON FUNCTION test_shm_mq(int8, text, int4, int4) FROM PUBLIC');
 
-# What does not stop a worker: the call succeeds.
+# By default a worker connects only once it has run for
+# test_shm_mq_ext.worker_connect_delay (100 ms): a short call of a dropped
+# role succeeds, its workers never connecting, and a long one fails as its
+# workers connect, with their own error and a context line naming them, as
+# any worker's error reaches the caller.
+{
+	my $label = 'role dropped, workers connecting after 100 ms';
+
+	$node->safe_psql('postgres', 'CREATE ROLE start_dropped_later LOGIN');
+	my $session =
+	  TestShmMq::Session->new($node, user => 'start_dropped_later');
+	$node->safe_psql(
+		'postgres', q{
+		DROP ROLE start_dropped_later;
+		GRANT EXECUTE ON FUNCTION test_shm_mq(int8, text, int4, int4) TO PUBLIC;
+	});
+	is($session->query("SELECT test_shm_mq(1024, 'x', 1, 2)")->{stderr},
+		'', "$label: a one-trip call succeeds");
+
+	my $result =
+	  $session->query("SELECT test_shm_mq(1024, 'x', 2000000000, 2)");
+	my $error = parse_error($result->{stderr}) // {};
+	is($error->{sqlstate}, '28000', "$label: a long call fails with 28000");
+	like(
+		$error->{message} // '',
+		qr/^role with OID \d+ does not exist$/,
+		"$label: in the worker's words");
+	like(
+		$error->{context} // '',
+		qr/^test_shm_mq_ext worker [12] of 2, PID \d+$/,
+		"$label: the context names the worker");
+	check_time_to_error("$label, less the 100 ms",
+		$result->{sent_at} + 0.1, $result->{error_at});
+	$session->close;
+	$node->safe_psql('postgres',
+		'REVOKE EXECUTE ON FUNCTION test_shm_mq(int8, text, int4, int4) FROM PUBLIC'
+	);
+	check_no_leftovers($node, $segments_before, $label);
+}
+
+# What does not stop a worker: the call succeeds, its workers connecting at
+# once.
 $node->safe_psql('postgres', 'CREATE ROLE start_limited LOGIN');
+$node->safe_psql('postgres',
+	'ALTER ROLE start_limited SET test_shm_mq_ext.worker_connect_delay = 0');
 grant_ring_functions($node, 'start_limited');
 my $session = TestShmMq::Session->new($node, user => 'start_limited');
 $node->safe_psql(

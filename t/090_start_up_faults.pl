@@ -33,7 +33,10 @@ use TestShmMq;
 my $nworkers             = 2;
 my $statement_timeout_ms = 500;
 
-my $node            = new_node('start_up_faults');
+# Workers connect as they start, before they are ready, so that a lock on
+# pg_authid holds them there.
+my $node = new_node('start_up_faults',
+	conf => ['test_shm_mq_ext.worker_connect_delay = 0']);
 my $segments_before = dsm_segments($node);
 
 my %faults = (

@@ -29,7 +29,12 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use TestShmMq;
 
-my $node            = new_node('wait_events', max_worker_processes => 4);
+# Workers connect as they start, so that a lock on pg_authid holds them in
+# start-up, and their waits show in pg_stat_activity from the first.
+my $node = new_node(
+	'wait_events',
+	max_worker_processes => 4,
+	conf => ['test_shm_mq_ext.worker_connect_delay = 0']);
 my $segments_before = dsm_segments($node);
 my $named           = $node->pg_version >= 17;
 my $control         = TestShmMq::Session->new($node);

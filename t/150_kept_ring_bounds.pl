@@ -27,14 +27,27 @@ use TestShmMq;
 
 my $node            = new_node('kept_ring_bounds');
 my $segments_before = dsm_segments($node);
+
+# Keeping needs the extension's shared state; without it, what is tested is
+# that nothing is kept, and the session is told so.
+if (!has_shared_state($node))
+{
+	check_no_keeping($node);
+	check_no_leftovers($node, $segments_before, 'no shared state');
+	$node->stop;
+	done_testing();
+	exit;
+}
 my $control         = TestShmMq::Session->new($node);
 my $version = $node->safe_psql('postgres', 'SHOW server_version_num');
 
-# The PIDs of a leader's workers, sorted, seen at once.
+# The PIDs of a leader's workers, sorted, once pg_stat_activity shows every
+# worker of its ring.
 sub workers_of
 {
 	my ($leader) = @_;
-	return [ map { (split / /)[0] } stat_workers($node, $leader) ];
+	return [ sort { $a <=> $b }
+		  map { $_->{pid} } shown_ring_workers($node, $leader) ];
 }
 
 # A superuser session that keeps its rings for a minute.
@@ -187,8 +200,9 @@ foreach my $nworkers (1, 2, 3)
 		my $label   = "worker $lost of a kept ring of $nworkers lost";
 		my $session = keeping_session();
 		my $pids    = kept_ring($session, $nworkers, $label);
-		my $worker_pid = (split / /,
-			(grep { / worker $lost of / } stat_workers($node, $session->pid))[0])[0];
+		my ($worker_pid) = map { $_->{pid} }
+		  grep { $_->{number} == $lost }
+		  shown_ring_workers($node, $session->pid);
 
 		$control->query("SELECT pg_terminate_backend($worker_pid)");
 		my $deadline = TestShmMq::now() + 10;
@@ -219,7 +233,7 @@ check_no_leftovers($node, $segments_before, 'after lost rings', settle => 1);
 		{
 			last
 			  unless grep { defined $_->{state} && $_->{state} ne 'idle' }
-			  ring_workers($control, $leader, 'state');
+			  shown_ring_workers($control, $leader, 'state');
 			pause(0.05);
 		}
 		my @rss;
@@ -268,7 +282,7 @@ check_no_leftovers($node, $segments_before, 'after lost rings', settle => 1);
 		my ($leader) = @_;
 		my %users = map { $_->{usename} => 1 }
 		  grep { defined $_->{usename} }
-		  ring_workers($control, $leader, 'usename');
+		  shown_ring_workers($control, $leader, 'usename');
 
 		return join(',', sort keys %users);
 	};

@@ -745,7 +745,7 @@ if (dsm_type() ne 'sysv')
 	is($error->{sqlstate} // 'none', '53200', "$label: fails with 53200");
 	like(
 		$result->{stderr},
-		qr/ERROR:  53200: could not resize shared memory segment "[^"]+" to \d+ bytes: File too large\nCONTEXT:  allocating 67108864 bytes for a message in the ring's shared memory area/,
+		qr/ERROR:  53200: could not resize shared memory segment "[^"]+" to \d+ bytes: File too large\nCONTEXT:  allocating room for messages of 67108864 bytes in the ring's shared memory area/,
 		"$label: says the size, and why");
 	check_and_count_leftovers($label,
 		[ workers_seen($node, $control, $limited->pid) ]);

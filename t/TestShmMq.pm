@@ -33,11 +33,15 @@ use Time::HiRes ();
 our @EXPORT = qw(
   dsm_choice
   dsm_type
+  preloaded
+  has_shared_state
+  check_no_keeping
   new_node
   wait_strategies
   wait_for_ring
   worker_processes
   ring_workers
+  shown_ring_workers
   stat_workers
   process_gone
   dsm_segments
@@ -113,12 +117,83 @@ sub dsm_type
 
 =pod
 
+=item preloaded()
+
+Whether the nodes load the library at start (shared_preload_libraries),
+as TEST_SHM_MQ_PRELOAD says: 1 for yes, 0 or unset for no; dies on any
+other value.
+
+=cut
+
+sub preloaded
+{
+	my $preload = $ENV{TEST_SHM_MQ_PRELOAD} // '';
+
+	die "TEST_SHM_MQ_PRELOAD must be 1, 0 or unset, not \"$preload\"\n"
+	  unless $preload =~ /^[01]?$/;
+	return $preload eq '1';
+}
+
+=pod
+
+=item has_shared_state(node)
+
+Whether the node gives the extension its shared state: from PostgreSQL 17
+on, or with the library preloaded.  Where it does not, no ring is kept and
+the cluster-wide views fail with 55000.
+
+=cut
+
+sub has_shared_state
+{
+	my ($node) = @_;
+
+	return preloaded() || $node->safe_psql('postgres',
+		'SHOW server_version_num') >= 170000;
+}
+
+=pod
+
+=item check_no_keeping(node)
+
+Where the node gives the extension no shared state, assert what a kept-ring
+test then gets instead: a call with a keepalive keeps nothing, and says so
+once per session, with a WARNING naming shared_preload_libraries.
+
+=cut
+
+sub check_no_keeping
+{
+	my ($node) = @_;
+	my $session = TestShmMq::Session->new($node);
+
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+
+	$session->query("SET test_shm_mq_ext.ring_keepalive = '1min'");
+	my $first = $session->query("SELECT test_shm_mq(1024, 'a', 1, 2)");
+	like(
+		$first->{stderr},
+		qr/^WARNING:  55000: no ring is kept: test_shm_mq_ext has no shared state in this server$/m,
+		'no shared state: a call with a keepalive says no ring is kept');
+	like($first->{stderr}, qr/^HINT:  .*"shared_preload_libraries"/m,
+		'no shared state: the hint names shared_preload_libraries');
+	is_deeply([ stat_workers($node, $session->pid) ],
+		[], 'no shared state: no worker stays after the call');
+	is($session->query("SELECT test_shm_mq(1024, 'b', 1, 2)")->{stderr},
+		'', 'no shared state: the next call says nothing');
+	$session->close;
+	return;
+}
+
+=pod
+
 =item new_node(name, max_worker_processes => N, conf => [lines])
 
 Create, start and return a node with the DSM implementation chosen by
-TEST_SHM_MQ_DSM, max_worker_processes (16 unless given) and any further
-configuration lines, with the extension created in database postgres.
-Asserts that the server really uses the chosen implementation.
+TEST_SHM_MQ_DSM, the library preloaded if TEST_SHM_MQ_PRELOAD says so,
+max_worker_processes (16 unless given) and any further configuration
+lines, with the extension created in database postgres.  Asserts that the
+server really uses the chosen implementation and preloading.
 
 =cut
 
@@ -136,6 +211,7 @@ sub new_node
 			"dynamic_shared_memory_type = $type",
 			@{ $DSM_CHOICES{$choice}{conf} },
 			'max_worker_processes = ' . ($opts{max_worker_processes} // 16),
+			(preloaded() ? "shared_preload_libraries = 'test_shm_mq_ext'" : ()),
 			@{ $opts{conf} // [] })
 		  . "\n");
 	$node->start;
@@ -143,7 +219,12 @@ sub new_node
 
 	is($node->safe_psql('postgres', 'SHOW dynamic_shared_memory_type'),
 		$type, "node $name runs with dynamic_shared_memory_type = $type");
-	note "TEST_SHM_MQ_DSM = $choice";
+	is($node->safe_psql('postgres', 'SHOW shared_preload_libraries'),
+		preloaded() ? 'test_shm_mq_ext' : '',
+		"node $name " . (preloaded() ? 'preloads' : 'does not preload')
+		  . ' the library');
+	note "TEST_SHM_MQ_DSM = $choice, TEST_SHM_MQ_PRELOAD = "
+	  . (preloaded() ? 1 : 0);
 
 	return $node;
 }
@@ -333,6 +414,54 @@ sub ring_workers
 		  /^test_shm_mq_ext worker (\d+) of (\d+) for PID (\d+)$/
 		  if defined $worker{name};
 		push @workers, \%worker;
+	}
+	return @workers;
+}
+
+=pod
+
+=item shown_ring_workers(via, leader_pid, columns)
+
+ring_workers() for one leader, once pg_stat_activity shows every worker that
+test_shm_mq_rings says has joined the leader's ring: a worker connects, and
+so shows there, only after it has run for test_shm_mq_ext.worker_connect_delay
+or as its ring goes idle between calls.  Needs the shared state; waits at
+most $SETTLE_SECONDS, then returns what it sees.  Where the extension is not
+installed (a test dropped it), returns what pg_stat_activity shows at once.
+
+=cut
+
+sub shown_ring_workers
+{
+	my ($via, $leader_pid, @columns) = @_;
+	my $deadline = now() + $SETTLE_SECONDS;
+	my $sql = qq{SELECT coalesce(string_agg(pid::text, ' '), '')
+		FROM test_shm_mq_rings, unnest(worker_pids) pid
+		WHERE leader_pid = $leader_pid};
+	my @workers;
+
+	die "not a PID: $leader_pid" unless $leader_pid =~ /^\d+$/;
+	while (1)
+	{
+		my ($joined, $failed);
+
+		if ($via->isa('TestShmMq::Session'))
+		{
+			my $result = $via->query($sql);
+
+			($joined, $failed) = ($result->{stdout}, $result->{stderr} ne '');
+		}
+		else
+		{
+			$failed = $via->psql('postgres', $sql, stdout => \$joined) != 0;
+		}
+		return ring_workers($via, $leader_pid, @columns) if $failed;
+		my %joined = map { $_ => 1 } split / /, $joined;
+
+		@workers = ring_workers($via, $leader_pid, @columns);
+		delete $joined{ $_->{pid} } foreach @workers;
+		last if !%joined || now() > $deadline;
+		pause(0.01);
 	}
 	return @workers;
 }
