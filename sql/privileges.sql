@@ -50,6 +50,18 @@ GRANT SELECT ON calls TO PUBLIC;
 SELECT extversion FROM pg_extension WHERE extname = 'test_shm_mq_ext';
 SELECT * FROM function_privileges ORDER BY proname;
 
+-- Who may read each view: everyone.
+CREATE VIEW view_privileges AS
+SELECT c.relname,
+       has_table_privilege('public', c.oid, 'SELECT') AS public,
+       has_table_privilege('regress_tsmq_plain', c.oid, 'SELECT') AS plain_role
+FROM pg_class c
+     JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid
+     JOIN pg_extension e ON d.refclassid = 'pg_extension'::regclass
+                        AND d.refobjid = e.oid AND d.deptype = 'e'
+WHERE e.extname = 'test_shm_mq_ext' AND c.relkind = 'v';
+SELECT * FROM view_privileges ORDER BY relname;
+
 -- A role without a grant: 42501 for all but the estimate.
 SET ROLE regress_tsmq_plain;
 SELECT function, outcome(call) FROM calls ORDER BY function;
@@ -67,15 +79,20 @@ SELECT function, outcome(call) FROM calls ORDER BY function;
 RESET ROLE;
 
 -- What an installation looks like: each function's definition and who may
--- execute it, the grant above included.
+-- execute it, the grant above included, and who may read each view.
 CREATE FUNCTION installation() RETURNS text
 LANGUAGE sql AS $$
-SELECT string_agg(format('%s(%s) %s public:%s plain:%s granted:%s',
-                         p.proname, pg_get_function_arguments(p.oid),
-                         md5(pg_get_functiondef(p.oid)), f.public,
-                         f.plain_role, f.granted_role), E'\n'
-                  ORDER BY p.proname)
-FROM pg_proc p JOIN function_privileges f USING (proname)
+SELECT (SELECT string_agg(format('%s(%s) %s public:%s plain:%s granted:%s',
+                                 p.proname, pg_get_function_arguments(p.oid),
+                                 md5(pg_get_functiondef(p.oid)), f.public,
+                                 f.plain_role, f.granted_role), E'\n'
+                          ORDER BY p.proname)
+        FROM pg_proc p JOIN function_privileges f USING (proname))
+       || E'\n' ||
+       (SELECT string_agg(format('%s public:%s plain:%s',
+                                 relname, public, plain_role), E'\n'
+                          ORDER BY relname)
+        FROM view_privileges)
 $$;
 CREATE TABLE fresh AS SELECT installation() AS installation;
 
@@ -106,6 +123,7 @@ SELECT * FROM function_privileges ORDER BY proname;
 -- old one carries over.
 ALTER EXTENSION test_shm_mq_ext UPDATE TO '1.4';
 SELECT * FROM function_privileges ORDER BY proname;
+SELECT * FROM view_privileges ORDER BY relname;
 
 -- The updated installation is the fresh one.
 SELECT installation() = (SELECT installation FROM fresh) AS same_as_fresh;
@@ -133,7 +151,7 @@ ALTER ROLE regress_tsmq_granted RESET ALL;
 RESET test_shm_mq_ext.ring_keepalive;
 
 DROP TABLE fresh, calls;
-DROP VIEW function_privileges;
+DROP VIEW function_privileges, view_privileges;
 DROP FUNCTION installation(), outcome(text);
 DROP EXTENSION test_shm_mq_ext;
 DROP ROLE regress_tsmq_plain, regress_tsmq_granted;

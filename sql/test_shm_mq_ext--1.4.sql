@@ -202,7 +202,10 @@ CREATE FUNCTION test_shm_mq_stats_reset()
 COMMENT ON FUNCTION test_shm_mq_stats_reset() IS
 'set every counter of test_shm_mq_stats back to zero';
 
--- Resetting what everyone counted is for superusers and granted roles.
+-- Like pg_stat_activity, anyone may look: test_shm_mq_rings() shows each
+-- role the rings of the roles whose privileges it has.  Resetting what
+-- everyone counted is for superusers and granted roles.
+GRANT SELECT ON test_shm_mq_rings, test_shm_mq_stats TO PUBLIC;
 REVOKE EXECUTE ON FUNCTION test_shm_mq_stats_reset() FROM PUBLIC;
 
 -- A kept ring ends as its function goes or its role may no longer execute

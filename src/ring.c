@@ -59,6 +59,8 @@ void
 test_shm_mq_ring_done(test_shm_mq_ring *ring, Oid keeper_function)
 {
 	test_shm_mq_stats_call_done(ring);
-	if (!test_shm_mq_keep_offer(ring, keeper_function))
+	if (test_shm_mq_keep_offer(ring, keeper_function))
+		test_shm_mq_stats_ring_kept();
+	else
 		test_shm_mq_ring_release(ring);
 }

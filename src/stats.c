@@ -206,6 +206,16 @@ count_wait_delta(test_shm_mq_wait_counts *counted,
 }
 
 /*
+ * [L] The call's ring is kept: what the call counted is added to the
+ * cluster's counters now, as a released ring's is as it goes.
+ */
+void
+test_shm_mq_stats_ring_kept(void)
+{
+	test_shm_mq_stats_flush();
+}
+
+/*
  * [L] The ring is being taken down: its row shows it closing while its
  * workers leave.  Runs during aborts too, so cannot fail.
  */

@@ -25,6 +25,7 @@ extern void test_shm_mq_stats_ring_starting(test_shm_mq_ring *ring);
 extern void test_shm_mq_stats_call_begins(test_shm_mq_ring *ring,
 										  bool warm);
 extern void test_shm_mq_stats_call_done(test_shm_mq_ring *ring);
+extern void test_shm_mq_stats_ring_kept(void);
 extern void test_shm_mq_stats_ring_closing(test_shm_mq_ring *ring);
 extern void test_shm_mq_stats_ring_gone(test_shm_mq_ring *ring);
 extern void test_shm_mq_stats_count_leader_waits(test_shm_mq_ring *ring);
