@@ -161,17 +161,19 @@ may_keep(test_shm_mq_ring *ring)
 }
 
 /*
- * Can a call of this shape use the ring?  The wait strategy and the polling
- * budget count too, since the workers read them when they start.
+ * Can a call of this shape use the ring?  What it would wait by counts too,
+ * since the workers read that when they start.
  */
 static bool
 same_shape(test_shm_mq_ring *ring, int64 queue_size, int nworkers,
 		   test_shm_mq_wait_strategy strategy)
 {
+	test_shm_mq_wait_settings wait;
+
+	test_shm_mq_wait_settings_now(&wait, strategy);
 	return ring->queue_size == (Size) queue_size &&
 		ring->nworkers == nworkers &&
-		ring->strategy == strategy &&
-		ring->spin_budget_us == test_shm_mq_spin_budget_us;
+		test_shm_mq_wait_settings_equal(&ring->wait, &wait);
 }
 
 /*

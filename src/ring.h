@@ -36,8 +36,7 @@ typedef struct test_shm_mq_ring
 	/* The ring's shape: a call of another shape cannot use it. */
 	Size		queue_size;
 	int			nworkers;
-	test_shm_mq_wait_strategy strategy;
-	int			spin_budget_us;
+	test_shm_mq_wait_settings wait;
 
 	Size		segment_size;	/* what was passed to dsm_create */
 	dsm_handle	handle;

@@ -216,8 +216,7 @@ new_ring(int64 queue_size, int nworkers, test_shm_mq_wait_strategy strategy,
 											   ALLOCSET_SMALL_SIZES);
 	ring->queue_size = (Size) queue_size;
 	ring->nworkers = nworkers;
-	ring->strategy = strategy;
-	ring->spin_budget_us = test_shm_mq_spin_budget_us;
+	test_shm_mq_wait_settings_now(&ring->wait, strategy);
 	ring->segment_size = segment_size;
 	ring->ring_number = next_ring_number++;
 	ring->owner_role = GetUserId();
@@ -240,8 +239,7 @@ init_header(test_shm_mq_ring *ring)
 	header->leader_pid = MyProcPid;
 	header->leader = MyProc;
 	header->ring_number = ring->ring_number;
-	test_shm_mq_wait_shared_init(&header->wait, ring->strategy,
-								 ring->spin_budget_us);
+	test_shm_mq_wait_shared_init(&header->wait, &ring->wait);
 	pg_atomic_init_u64(&header->call_number, 0);
 	pg_atomic_init_u32(&header->state, TEST_SHM_MQ_RING_OPEN);
 	header->ready_workers = 0;

@@ -86,7 +86,7 @@ test_shm_mq_stats_ring_starting(test_shm_mq_ring *ring)
 	entry->database = MyDatabaseId;
 	entry->nworkers = ring->nworkers;
 	entry->queue_size = (int64) ring->queue_size;
-	entry->strategy = ring->strategy;
+	entry->strategy = ring->wait.strategy;
 	entry->started = GetCurrentTimestamp();
 	entry->last_call = 0;
 	entry->calls = 0;

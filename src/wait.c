@@ -28,6 +28,7 @@
 #include "storage/latch.h"
 
 #include "compat.h"
+#include "test_shm_mq_ext.h"
 #include "wait.h"
 
 static bool block_wait(test_shm_mq_waiter *waiter,
@@ -139,15 +140,33 @@ test_shm_mq_parse_wait_strategy(const char *name)
 }
 
 /*
+ * [L] What a ring made now with strategy would wait by.
+ */
+void
+test_shm_mq_wait_settings_now(test_shm_mq_wait_settings *settings,
+							  test_shm_mq_wait_strategy strategy)
+{
+	settings->strategy = strategy;
+	settings->spin_budget_us = test_shm_mq_spin_budget_us;
+}
+
+bool
+test_shm_mq_wait_settings_equal(const test_shm_mq_wait_settings *a,
+								const test_shm_mq_wait_settings *b)
+{
+	return a->strategy == b->strategy &&
+		a->spin_budget_us == b->spin_budget_us;
+}
+
+/*
  * [L] Fill in a new ring's shared waiting state, before any worker starts.
  */
 void
 test_shm_mq_wait_shared_init(test_shm_mq_wait_shared *shared,
-							 test_shm_mq_wait_strategy strategy,
-							 int spin_budget_us)
+							 const test_shm_mq_wait_settings *settings)
 {
-	shared->strategy = strategy;
-	shared->spin_budget_us = spin_budget_us;
+	shared->strategy = settings->strategy;
+	shared->spin_budget_us = settings->spin_budget_us;
 	shared->online_cpus = online_cpus();
 	pg_atomic_init_u64(&shared->hint, 0);
 }

@@ -52,6 +52,18 @@ typedef enum test_shm_mq_wait_event
 #define TEST_SHM_MQ_WAIT_EVENTS (TEST_SHM_MQ_WAIT_EVENT_BENCH_IDLE + 1)
 
 /*
+ * What a ring's processes wait by, fixed as the ring is made: its strategy,
+ * and the settings the strategy reads.  A kept ring serves only calls that
+ * would make it the same (keep.c).
+ */
+typedef struct test_shm_mq_wait_settings
+{
+	test_shm_mq_wait_strategy strategy;
+	int			spin_budget_us; /* test_shm_mq_ext.spin_budget_us, for the
+								 * strategies that poll */
+} test_shm_mq_wait_settings;
+
+/*
  * What a ring's wait strategy shares between the ring's processes, in the
  * ring's header.  The leader fills it in before any worker starts, with
  * test_shm_mq_wait_shared_init(); after that only hint changes, and only the
@@ -155,9 +167,12 @@ extern const struct config_enum_entry test_shm_mq_wait_strategies[];
 extern void test_shm_mq_init_wait_events(void);
 extern uint32 test_shm_mq_wait_event_info(test_shm_mq_wait_event event);
 extern test_shm_mq_wait_strategy test_shm_mq_parse_wait_strategy(const char *name);
+extern void test_shm_mq_wait_settings_now(test_shm_mq_wait_settings *settings,
+										  test_shm_mq_wait_strategy strategy);
+extern bool test_shm_mq_wait_settings_equal(const test_shm_mq_wait_settings *a,
+											const test_shm_mq_wait_settings *b);
 extern void test_shm_mq_wait_shared_init(test_shm_mq_wait_shared *shared,
-										 test_shm_mq_wait_strategy strategy,
-										 int spin_budget_us);
+										 const test_shm_mq_wait_settings *settings);
 extern Size test_shm_mq_wait_slots_size(int nprocesses);
 extern void test_shm_mq_wait_slots_init(void *chunk, int nprocesses);
 extern test_shm_mq_wait_slot *test_shm_mq_wait_slot_of(void *chunk,
