@@ -117,9 +117,14 @@ test_shm_mq_keep_idle(test_shm_mq_header *header, int worker_number,
 	test_shm_mq_entry *leader = test_shm_mq_entry_of(header->leader);
 	TimestampTz now = GetCurrentTimestamp();
 	TimestampTz keep_until;
-	test_shm_mq_counter why = why_unwanted(leader, now, &keep_until);
-	uint32		state = test_shm_mq_state_expire(header, why != 0);
+	test_shm_mq_counter why;
+	uint32		state;
 	long		sleep_ms;
+
+	if (just_idle)
+		test_shm_mq_define_settings();	/* for reload_ends_ring() */
+	why = why_unwanted(leader, now, &keep_until);
+	state = test_shm_mq_state_expire(header, why != 0);
 
 	if (state == TEST_SHM_MQ_RING_KEPT && why != 0)
 	{

@@ -7,8 +7,9 @@
  * The library is loaded in the leader by the first call of one of its SQL
  * functions, in each worker as the postmaster starts it, and, when listed in
  * shared_preload_libraries, in the postmaster, which then also makes the
- * cluster-wide state.  Workers read two settings, after a reload, while
- * their ring is kept (keep_idle.c).
+ * cluster-wide state.  A ring worker reads no setting until its ring idles
+ * kept, and then only two, after a reload (keep_idle.c): it is handed all it
+ * needs to relay, so it defines the settings only then, not as it starts.
  *
  * IDENTIFICATION
  *		src/module.c
@@ -21,11 +22,13 @@
 
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "postmaster/bgworker.h"
 #include "postmaster/postmaster.h"
 #include "utils/guc.h"
 
 #include "cluster_state.h"
 #include "keep.h"
+#include "test_shm_mq_ext.h"
 
 TEST_SHM_MQ_MODULE_MAGIC;
 
@@ -78,12 +81,37 @@ int			test_shm_mq_worker_connect_delay = 100;
 #define MAX_WORKER_CONNECT_DELAY_MS	(10 * 1000)
 
 /*
- * Module load callback: define our settings and reserve their prefix, and,
+ * Module load callback: define our settings, except in a ring worker, and,
  * while shared_preload_libraries is loaded, ask for the cluster-wide state.
  */
 void
 _PG_init(void)
 {
+	if (MyBgworkerEntry != NULL &&
+		strcmp(MyBgworkerEntry->bgw_function_name,
+			   TEST_SHM_MQ_WORKER_FUNCTION) == 0)
+		return;
+
+	test_shm_mq_define_settings();
+
+	if (process_shared_preload_libraries_in_progress)
+		test_shm_mq_cluster_preload();
+}
+
+/*
+ * Define our settings and reserve their prefix, once per process: by
+ * _PG_init(), or by a ring worker as its ring first idles kept.  A process
+ * forked from a postmaster that preloaded the library has them already.
+ */
+void
+test_shm_mq_define_settings(void)
+{
+	static bool defined = false;
+
+	if (defined)
+		return;
+	defined = true;
+
 	DefineCustomIntVariable("test_shm_mq_ext.ring_keepalive",
 							"Sets how long a successful call's ring is kept for the next call.",
 							"Zero takes every ring down when its call ends.",
@@ -149,7 +177,4 @@ _PG_init(void)
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("test_shm_mq_ext");
-
-	if (process_shared_preload_libraries_in_progress)
-		test_shm_mq_cluster_preload();
 }

@@ -159,6 +159,7 @@ extern int test_shm_mq_spin_budget_us;
 extern int test_shm_mq_max_kept_workers;
 extern int test_shm_mq_zero_copy_min_bytes;
 extern int test_shm_mq_worker_connect_delay;
+extern void test_shm_mq_define_settings(void);
 
 /* The ring's state: every transition, for leader and workers (ring_state.c). */
 extern bool test_shm_mq_state_join(test_shm_mq_header *header,
