@@ -51,10 +51,10 @@
  *		once.  Every process then begins its waits asleep, without a single
  *		poll, so the ring learns once what each process would have paid to
  *		learn alone.  Only the leader, the ring's scout, tries polling
- *		again, after 1 ms, then after twice as long each time it finds the
- *		CPUs still busy (up to 1 s); once it polls undisturbed, whether or
- *		not its wait ended while it polled, it wakes the ring to polling
- *		again.  A spinner's preemption alone proves less: the kernel's own
+ *		again, by yielding, after 1 ms, then after twice as long each time
+ *		it finds the CPUs still busy (up to 1 s); once it polls
+ *		undisturbed, whether or not its wait ended while it polled, it wakes
+ *		the ring to polling again.  A spinner's preemption alone proves less: the kernel's own
  *		work, or another guest's on a virtual machine, preempts now and
  *		then, and such a process only yields for a while, as rule 1 says.
  *	  - But a process of a ring with a CPU each (P <= C) that slept, and
@@ -172,12 +172,15 @@ test_shm_mq_policy_would_sleep(const test_shm_mq_wait_policy *policy)
 }
 
 /*
- * Should the process poll by yielding its CPU, rather than by spinning?
+ * Should the process poll by yielding its CPU, rather than by spinning?  A
+ * scout always yields: a yield that other work takes is what tells busy CPUs
+ * from free ones, where a spinner's preemption proves less (rule 1).
  */
 bool
 test_shm_mq_policy_yields(const test_shm_mq_wait_policy *policy)
 {
-	return policy->short_of_cpus || policy->yield_waits > 0;
+	return policy->short_of_cpus || policy->yield_waits > 0 ||
+		policy->scouting;
 }
 
 /*
