@@ -66,6 +66,7 @@ static void redirect_errors(dsm_segment *segment, shm_toc *toc,
 							int nworkers, int worker_number);
 pg_noreturn static void leave_ring(dsm_segment *segment, const char *reason);
 static void connect_due(void);
+static void detach_at_exit(int code, Datum arg);
 
 /*
  * Background worker entry point; bgw_main_arg is the segment's handle.
@@ -95,6 +96,13 @@ test_shm_mq_ext_worker_main(Datum main_arg)
 
 	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
 	header = join_segment(main_arg, &args, &segment, &toc);
+
+	/*
+	 * However we leave, on an error too, the segment goes before the rest of
+	 * exiting: its detach callbacks count into the cluster-wide state, which
+	 * may live in another segment that exiting detaches.
+	 */
+	before_shmem_exit(detach_at_exit, UInt32GetDatum(dsm_segment_handle(segment)));
 
 	/* From here on, whatever we report reaches the leader. */
 	redirect_errors(segment, toc, header->workers_total, args.worker_number);
@@ -177,6 +185,19 @@ redirect_errors(dsm_segment *segment, shm_toc *toc, int nworkers,
 						false);
 	shm_mq_set_sender(mq, MyProc);
 	pq_redirect_to_shm_mq(segment, shm_mq_attach(mq, segment, NULL));
+}
+
+/*
+ * before_shmem_exit callback: detach the ring's segment, named by its handle
+ * in arg, unless gone already.
+ */
+static void
+detach_at_exit(int code, Datum arg)
+{
+	dsm_segment *segment = dsm_find_mapping(DatumGetUInt32(arg));
+
+	if (segment != NULL)
+		dsm_detach(segment);
 }
 
 /*
