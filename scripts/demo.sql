@@ -21,9 +21,10 @@ DO $$ BEGIN FOR i IN 1..100 LOOP PERFORM test_shm_mq(1024, 'a', 1, 4); END LOOP;
 SET test_shm_mq_ext.ring_keepalive = '10s';
 DO $$ BEGIN FOR i IN 1..100 LOOP PERFORM test_shm_mq(1024, 'a', 1, 4); END LOOP; END $$;
 \timing off
-\echo == the workers of the kept ring, idle between calls
+\echo == the kept ring, idle between calls, and its workers
 SELECT pg_sleep(0.1) \g /dev/null
-SELECT application_name, usename, state, wait_event
+SELECT leader_pid, workers, state, calls, kept_until FROM test_shm_mq_rings;
+SELECT application_name, state, query
 FROM pg_stat_activity WHERE backend_type = 'test_shm_mq_ext' ORDER BY application_name;
 SELECT test_shm_mq_release_ring();
 RESET test_shm_mq_ext.ring_keepalive;
