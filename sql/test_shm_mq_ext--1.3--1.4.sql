@@ -35,7 +35,9 @@ CREATE FUNCTION test_shm_mq_bench(queue_size pg_catalog.int8,
 					   OUT sleeps pg_catalog.int8[],
 					   OUT yields pg_catalog.int8[],
 					   OUT contended_yields pg_catalog.int8[],
-					   OUT ring_sleeps pg_catalog.int8[])
+					   OUT ring_sleeps pg_catalog.int8[],
+					   OUT bytes_by_reference pg_catalog.int8,
+					   OUT most_in_flight pg_catalog.int4)
     RETURNS record
     AS 'MODULE_PATHNAME'
     LANGUAGE C;
@@ -43,7 +45,7 @@ CREATE FUNCTION test_shm_mq_bench(queue_size pg_catalog.int8,
 COMMENT ON FUNCTION test_shm_mq_bench(pg_catalog.int8, pg_catalog.int4,
 									  pg_catalog.int4, pg_catalog.int4,
 									  pg_catalog.text, pg_catalog.text) IS
-'time one ring under a wait strategy: mode pingpong (one message in flight), pipelined (many) or idle (repeat_count ms with nothing in flight); a null strategy means test_shm_mq_ext.wait_strategy; the wait counts are per process, the leader first';
+'time one ring under a wait strategy: mode pingpong (one message in flight), pipelined (many) or idle (repeat_count ms with nothing in flight); a null strategy means test_shm_mq_ext.wait_strategy; the wait counts are per process, the leader first; most_in_flight is the most copies out at once';
 
 REVOKE EXECUTE ON FUNCTION test_shm_mq_bench(pg_catalog.int8, pg_catalog.int4,
 											 pg_catalog.int4, pg_catalog.int4,

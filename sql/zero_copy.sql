@@ -32,16 +32,22 @@ SELECT test_shm_mq_pipelined(1024, repeat('g', 100000), 0, 1);
 
 -- The leader keeps no more in flight than the queues hold together, or two
 -- messages if that is more: 5 queues of 64 kB hold four messages of 80 kB,
--- and three of one byte more.
-SET client_min_messages = debug1;
+-- and three of one byte more; of 1 MB, two.  test_shm_mq_bench runs the same
+-- pipeline, and says how many were out at once.
 SELECT test_shm_mq_pipelined(65536, repeat('h', 81920), 200, 4, true);
 SELECT test_shm_mq_pipelined(65536, repeat('h', 81921), 200, 4, true);
 SELECT test_shm_mq_pipelined(65536, repeat('h', 1024 * 1024), 50, 4, true);
-RESET client_min_messages;
+SELECT size, b.most_in_flight, b.messages, b.bytes_by_reference = b.bytes AS all_by_reference
+FROM (VALUES (81920), (81921), (1048576)) s(size),
+     LATERAL test_shm_mq_bench(65536, size, 200, 4, 'pipelined') b
+ORDER BY size;
 
--- The benchmark goes by reference too.
-SELECT messages, bytes FROM test_shm_mq_bench(65536, 1048576, 10, 2, 'pipelined');
-SELECT messages, bytes FROM test_shm_mq_bench(65536, 1048576, 10, 2, 'pingpong');
+-- The benchmark's ping-pong goes by reference too; below the threshold,
+-- nothing does.
+SELECT messages, bytes, bytes_by_reference, most_in_flight
+FROM test_shm_mq_bench(65536, 1048576, 10, 2, 'pingpong');
+SELECT bytes_by_reference
+FROM test_shm_mq_bench(65536, 65535, 10, 2, 'pipelined');
 
 RESET test_shm_mq_ext.zero_copy_min_bytes;
 

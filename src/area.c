@@ -92,13 +92,11 @@ typedef struct reference
 typedef struct by_reference_state
 {
 	dsa_area   *area;
-	Size		bound;			/* bytes the call may have in flight */
 	dsa_pointer region;			/* capacity slots of the message's size */
 	char	   *region_address; /* ... as mapped here */
 	int			capacity;
 	int			oldest;			/* the slot of the oldest copy in flight */
 	int			count;			/* copies in flight */
-	int			most;			/* the most ever in flight at once */
 	reference	sent;			/* what travels for the copy put last */
 } by_reference_state;
 
@@ -146,11 +144,11 @@ by_reference_open(test_shm_mq_carrier *carrier, int copies)
 	test_shm_mq_ring *ring = carrier->ring;
 	by_reference_state *state = palloc0(sizeof(by_reference_state));
 	ErrorContextCallback context;
+	Size		bound = in_flight_bound(ring, carrier->message_size);
 	Size		region_size;
 	void	   *place;
 
-	state->bound = in_flight_bound(ring, carrier->message_size);
-	state->capacity = (int) Min(state->bound / carrier->message_size,
+	state->capacity = (int) Min(bound / carrier->message_size,
 								(Size) Min(copies, MAX_REFERENCES_IN_FLIGHT));
 	state->capacity = Max(state->capacity, 1);
 	region_size = mul_size(state->capacity, carrier->message_size);
@@ -209,7 +207,6 @@ by_reference_put(test_shm_mq_carrier *carrier, Size *nbytes,
 	memcpy(state->region_address + offset, carrier->message,
 		   carrier->message_size);
 	state->count++;
-	state->most = Max(state->most, state->count);
 
 	memset(&state->sent, 0, sizeof(state->sent));
 	state->sent.payload = state->region + offset;
@@ -282,8 +279,6 @@ by_reference_close(test_shm_mq_carrier *carrier)
 {
 	by_reference_state *state = (by_reference_state *) carrier->private_state;
 
-	elog(DEBUG1, "zero-copy pipeline: at most %d messages of %zu bytes in flight, bound %zu bytes",
-		 state->most, carrier->message_size, state->bound);
 	dsa_detach(state->area);
 	pfree(state);
 	carrier->private_state = NULL;

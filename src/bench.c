@@ -41,7 +41,7 @@
 
 PG_FUNCTION_INFO_V1(test_shm_mq_bench);
 
-#define BENCH_COLUMNS	(8 + TEST_SHM_MQ_WAIT_COUNTS)
+#define BENCH_COLUMNS	(10 + TEST_SHM_MQ_WAIT_COUNTS)
 
 typedef enum bench_mode
 {
@@ -68,6 +68,8 @@ typedef struct bench_result
 	double		setup_ms;		/* acquiring the ring, and being done */
 	double		run_ms;			/* the messages alone */
 	int64		messages;
+	int64		bytes_by_reference;
+	int			most_in_flight; /* copies out at once, at the most */
 	double		leader_cpu_ms;
 	int			nprocesses;
 	test_shm_mq_wait_counts *waits; /* the run's, by process: nprocesses */
@@ -89,7 +91,8 @@ static Datum wait_count_array(const bench_result *result, int count);
  * test_shm_mq_bench(queue_size int8, message_size int4, repeat_count int4,
  *					 num_workers int4, mode text, wait_strategy text)
  *		returns (setup_ms, run_ms, messages, bytes, msgs_per_sec,
- *				 mb_per_sec, us_per_round_trip, leader_cpu_ms)
+ *				 mb_per_sec, us_per_round_trip, leader_cpu_ms, the wait
+ *				 counts by process, bytes_by_reference, most_in_flight)
  *
  * A null wait_strategy means test_shm_mq_ext.wait_strategy.  The other
  * arguments must not be null.
@@ -129,6 +132,8 @@ test_shm_mq_bench(PG_FUNCTION_ARGS)
 	result.nprocesses = args.nworkers + 1;
 	result.waits = snapshot_waits(ring);
 	subtract_waits(result.waits, waits_before, result.nprocesses);
+	result.bytes_by_reference = ring->bytes_by_reference;
+	result.most_in_flight = ring->most_in_flight;
 	test_shm_mq_ring_done(ring, fcinfo->flinfo->fn_oid);
 	INSTR_TIME_SET_CURRENT(end);
 
@@ -240,6 +245,8 @@ result_row(const bench_args *args, const bench_result *result)
 	values[7] = Float8GetDatum(result->leader_cpu_ms);
 	for (i = 0; i < TEST_SHM_MQ_WAIT_COUNTS; i++)
 		values[8 + i] = wait_count_array(result, i);
+	values[8 + TEST_SHM_MQ_WAIT_COUNTS] = Int64GetDatum(result->bytes_by_reference);
+	values[9 + TEST_SHM_MQ_WAIT_COUNTS] = Int32GetDatum(result->most_in_flight);
 
 	return HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(args->tupdesc),
 											 values, nulls));

@@ -86,6 +86,7 @@ test_shm_mq_ping_pong(test_shm_mq_ring *ring, Size message_size,
 
 	test_shm_mq_carrier_open(&carrier, ring, message, message_size, 1);
 	(void) test_shm_mq_carrier_put(&carrier, &nbytes, (const void **) &data);
+	ring->most_in_flight = Max(ring->most_in_flight, 1);
 	for (trip = 0; trip < repeat_count; trip++)
 	{
 		/*
@@ -196,6 +197,8 @@ send_burst(pipeline *p)
 			test_shm_mq_ring_broken(p->ring, true);
 		p->have_pending = false;
 		p->sent++;
+		p->ring->most_in_flight = Max(p->ring->most_in_flight,
+									  p->sent - p->received);
 		progress = true;
 		if (!p->batch)
 			break;

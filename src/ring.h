@@ -66,6 +66,7 @@ typedef struct test_shm_mq_ring
 	int64		messages;		/* sent round the ring */
 	int64		bytes;
 	int64		bytes_by_reference;
+	int			most_in_flight; /* the most copies out at once */
 	test_shm_mq_wait_counts counted;	/* the leader's waits counted so far */
 
 	/* While kept between calls: keep.c's, which alone reads it. */

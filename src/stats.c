@@ -116,6 +116,7 @@ test_shm_mq_stats_call_begins(test_shm_mq_ring *ring, bool warm)
 	ring->messages = 0;
 	ring->bytes = 0;
 	ring->bytes_by_reference = 0;
+	ring->most_in_flight = 0;
 
 	if (entry == NULL)
 		return;

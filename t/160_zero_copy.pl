@@ -10,27 +10,32 @@
 #    that large is seen;
 #  - 16 MiB messages (of varied bytes) go through 64 KiB queues, copying and
 #    by reference, for test_shm_mq and test_shm_mq_pipelined (verify true),
-#    through 1 and 4 workers, and pipelined through none; the pipeline
-#    reports the zero-copy path exactly when the message reaches the
-#    threshold;
+#    through 1 and 4 workers, and pipelined through none; test_shm_mq_bench
+#    calls of the same shapes send every byte by reference exactly when the
+#    message reaches the threshold, and none otherwise, with one or two
+#    16 MiB messages in flight;
 #  - a kept ring serves zero-copy calls call after call, of different sizes,
 #    copying and by reference, with the same workers; a cancel on it takes
 #    it down, its area included; idle, it holds no segment of the area, which
-#    went with the call that made it;
-#  - the bound at its edge, read from the pipeline's DEBUG1 report, under
-#    each wait strategy: with 64 KiB queues and 4 workers (bound 320 KiB),
-#    messages of 81920 bytes are at most exactly 4 in flight, of 81921
-#    exactly 3, of 163840 and 163841 (bound two messages) exactly 2, of
-#    1 MiB exactly 2 (bound 2 MiB); one-byte messages through 1 MiB queues
-#    never more than 65536, and under the adaptive wait exactly that;
+#    went with the call that made it (where the server gives the extension
+#    its shared state, which keeping needs);
+#  - the bound at its edge, under each wait strategy, read from
+#    test_shm_mq_bench's most_in_flight (the most copies out at once of
+#    test_shm_mq_pipelined's pipeline, run unverified): with 64 KiB queues
+#    and 4 workers (bound 320 KiB), messages of 81920 bytes are at most
+#    exactly 4 in flight, of 81921 exactly 3, of 163840 and 163841 (bound two
+#    messages) exactly 2, of 1 MiB exactly 2 (bound 2 MiB); one-byte messages
+#    through 1 MiB queues never more than 65536, and under the adaptive wait
+#    exactly that;
 #  - faults on the zero-copy path: statement_timeout firing mid-pipeline
 #    over 50 calls, cancels (SIGINT and pg_cancel_backend) at random moments
 #    of 40 calls, a worker terminated mid-call (first, middle and last, as
 #    in 010_worker_errors.pl: 57P01 with the worker's context), the leader
 #    terminated mid-pipeline and at random moments of its start: no worker
 #    is left when a call returns, no segment (the area's included) after
-#    each, and the same session's next zero-copy call succeeds.  The counts
-#    of what was left are noted as "leak count: ...";
+#    each, and the same session's next zero-copy call succeeds, a
+#    test_shm_mq_bench call of its shape by reference.  The counts of what
+#    was left are noted as "leak count: ...";
 #  - an area that cannot get a segment, with nothing in flight, fails the
 #    call with 53200, the message's size and the reason, and leaves nothing
 #    (not under sysv, whose segments no file size limit bounds).
@@ -57,7 +62,7 @@ my $mib        = 1048576;
 my $zero_copy_setting = '64kB';
 my $zero_copy_min     = 65536;
 
-# The most references a zero-copy pipeline keeps in flight (messages.c).
+# The most references a zero-copy pipeline keeps in flight (area.c).
 my $max_references = 65536;
 
 my $timeout_calls   = 50;
@@ -94,40 +99,11 @@ sub configure
 	return $session;
 }
 
-# A session whose calls send messages of 64 kB and more by reference, and
-# show the pipeline's DEBUG1 report; not the statements the node logs, which
-# the client would get too.
+# A session whose calls send messages of 64 kB and more by reference.
 sub zero_copy_session
 {
-	return configure(
-		TestShmMq::Session->new($node),
-		"SET log_statement = 'none'",
-		'SET client_min_messages = debug1',
+	return configure(TestShmMq::Session->new($node),
 		"SET test_shm_mq_ext.zero_copy_min_bytes = '$zero_copy_setting'");
-}
-
-# The zero-copy pipeline reports in stderr, as hash references with most,
-# size and bound.
-sub in_flight_reports
-{
-	my ($stderr) = @_;
-	my @reports;
-
-	while ($stderr =~
-		/^DEBUG:  00000: zero-copy pipeline: at most (\d+) messages of (\d+) bytes in flight, bound (\d+) bytes$/mg
-	  )
-	{
-		push @reports, { most => $1, size => $2, bound => $3 };
-	}
-	return @reports;
-}
-
-# What a statement wrote to stderr besides DEBUG reports and their
-# locations: nothing, when it succeeded quietly.
-sub complaints
-{
-	my ($stderr) = @_;
-	return grep { !/^(?:DEBUG|LOCATION):  / } split /\n/, $stderr;
 }
 
 # The SQLSTATE a call ended with, or "ok".
@@ -140,8 +116,7 @@ sub outcome
 	return defined $error ? $error->{sqlstate} : 'ok';
 }
 
-# Run a call, assert it succeeds without a word but its DEBUG reports, and
-# return those.
+# Run a call, assert it succeeds without a word, and return its result.
 sub succeeds
 {
 	my ($session, $sql, $label) = @_;
@@ -149,23 +124,75 @@ sub succeeds
 
 	local $Test::Builder::Level = $Test::Builder::Level + 1;
 
-	is_deeply([ complaints($result->{stderr}) ], [], "$label: succeeds");
-	return in_flight_reports($result->{stderr});
+	is($result->{stderr}, '', "$label: succeeds");
+	return $result;
 }
 
-# A zero-copy pipeline, one message of 1 MiB and one report, that must
-# succeed: the proof that a session is still usable after a fault.
+# Run test_shm_mq_bench in a session: queue size, message size, repeat count,
+# workers, mode, and a wait strategy or, undef, the session's.  Returns its
+# stderr and, when it returned its row, bytes, by_reference
+# (bytes_by_reference) and most (most_in_flight), as a hash reference.
+sub bench
+{
+	my ($session, $queue, $size, $repeats, $nworkers, $mode, $strategy) = @_;
+	my $result = $session->query(
+		    'SELECT bytes, bytes_by_reference, most_in_flight '
+		  . "FROM test_shm_mq_bench($queue, $size, $repeats, $nworkers, '$mode', "
+		  . (defined $strategy ? "'$strategy'" : 'NULL')
+		  . ')');
+	my %row = (stderr => $result->{stderr});
+
+	@row{qw(bytes by_reference most)} = ($1, $2, $3)
+	  if $result->{stdout} =~ /^(\d+)\|(\d+)\|(\d+)$/;
+	return \%row;
+}
+
+# How a bench call's messages went: "by reference" (every byte), "copied"
+# (none), or what else came of it, a word on stderr included.
+sub went
+{
+	my ($row) = @_;
+
+	return "complained: $row->{stderr}" if $row->{stderr} ne '';
+	return 'no row' unless defined $row->{bytes};
+	return 'by reference'
+	  if $row->{bytes} > 0 && $row->{by_reference} == $row->{bytes};
+	return 'copied' if $row->{by_reference} == 0;
+	return "$row->{by_reference} of $row->{bytes} bytes by reference";
+}
+
+# A zero-copy pipeline, one message of 1 MiB, and a bench call of its shape,
+# which must succeed and go by reference: the proof that a session is still
+# usable after a fault.  Returns what went wrong, if anything.
+sub zero_copy_problems
+{
+	my ($session) = @_;
+	my $result = $session->query(
+		"SELECT test_shm_mq_pipelined($queue_size, repeat('z', $mib), 20, 2, true)"
+	);
+	my $went = went(bench($session, $queue_size, $mib, 20, 2, 'pipelined'));
+	my @problems;
+
+	push @problems, "test_shm_mq_pipelined: $result->{stderr}"
+	  if $result->{stderr} ne '';
+	push @problems, "test_shm_mq_bench: $went" if $went ne 'by reference';
+	return @problems;
+}
+
+# zero_copy_problems(), asserted: the pipeline succeeds, and the bench call
+# goes by reference.
 sub check_zero_copy_works
 {
 	my ($session, $label) = @_;
-	my @reports = succeeds(
-		$session,
-		"SELECT test_shm_mq_pipelined($queue_size, repeat('z', $mib), 20, 2, true)",
-		"$label, then a zero-copy call in the same session");
 
 	local $Test::Builder::Level = $Test::Builder::Level + 1;
 
-	is(scalar(@reports), 1,
+	succeeds(
+		$session,
+		"SELECT test_shm_mq_pipelined($queue_size, repeat('z', $mib), 20, 2, true)",
+		"$label, then a zero-copy call in the same session");
+	is( went(bench($session, $queue_size, $mib, 20, 2, 'pipelined')),
+		'by reference',
 		"$label, then a zero-copy call in the same session: it went by reference"
 	);
 	return;
@@ -254,8 +281,8 @@ sub check_and_count_leftovers
 }
 
 # 16 MiB messages through 64 KiB queues, copying and by reference.  The
-# calls check what comes back against what was sent; the pipeline's report
-# shows which way it went.
+# calls check what comes back against what was sent; a bench call of the
+# same shape shows which way it went.
 {
 	my $session = zero_copy_session();
 
@@ -264,38 +291,39 @@ sub check_and_count_leftovers
 		configure($session,
 			    'SET test_shm_mq_ext.zero_copy_min_bytes = '
 			  . ($mode eq 'copying' ? 0 : "'$zero_copy_setting'"));
+		my $way = $mode eq 'copying' ? 'copied' : 'by reference';
+
 		foreach my $nworkers (1, 4)
 		{
 			my $trips = $mode eq 'copying' ? 3 : 100;
 			my $label = "16 MiB, $mode, $nworkers workers";
+			my $row;
 
 			succeeds($session,
 				"SELECT test_shm_mq($queue_size, body, $trips, $nworkers) FROM message",
 				"$label, test_shm_mq, $trips trips");
+			$row = bench($session, $queue_size, $message_bytes, $trips,
+				$nworkers, 'pingpong');
+			is(went($row), $way,
+				"$label, test_shm_mq_bench pingpong, $trips trips: $way");
 		}
 		foreach my $nworkers (0, 1, 4)
 		{
 			my $copies = $mode eq 'copying' ? 3 : 20;
-			my $label =
-			  "16 MiB, $mode, $nworkers workers, test_shm_mq_pipelined, $copies copies";
-			my @reports = succeeds($session,
-				"SELECT test_shm_mq_pipelined($queue_size, body, $copies, $nworkers, true) FROM message",
-				$label);
+			my $label  = "16 MiB, $mode, $nworkers workers";
 
-			if ($mode eq 'copying')
-			{
-				is_deeply(\@reports, [], "$label: no zero-copy report");
-				next;
-			}
-			is(scalar @reports, 1, "$label: one zero-copy report");
-			my $report = $reports[0] // {};
-			is($report->{size}, $message_bytes,
-				"$label: the report gives the message size");
-			is($report->{bound}, 2 * $message_bytes,
-				"$label: the bound is two messages");
-			ok( defined $report->{most}
-				  && $report->{most} >= 1
-				  && $report->{most} <= 2,
+			succeeds($session,
+				"SELECT test_shm_mq_pipelined($queue_size, body, $copies, $nworkers, true) FROM message",
+				"$label, test_shm_mq_pipelined, $copies copies");
+
+			$label .= ", test_shm_mq_bench pipelined, $copies copies";
+			my $row = bench($session, $queue_size, $message_bytes, $copies,
+				$nworkers, 'pipelined');
+			is(went($row), $way, "$label: $way");
+			next if $mode eq 'copying';
+			ok( defined $row->{most}
+				  && $row->{most} >= 1
+				  && $row->{most} <= 2,
 				"$label: one or two messages were in flight");
 		}
 	}
@@ -305,21 +333,27 @@ sub check_and_count_leftovers
 		"SET test_shm_mq_ext.zero_copy_min_bytes = '$zero_copy_setting'");
 	foreach my $size ($zero_copy_min - 1, $zero_copy_min)
 	{
-		my $label   = "a message of $size bytes, threshold $zero_copy_min";
-		my @reports = succeeds($session,
+		my $label = "a message of $size bytes, threshold $zero_copy_min";
+
+		succeeds($session,
 			"SELECT test_shm_mq_pipelined($queue_size, substr(body, 1, $size), 50, 2, true) FROM message",
 			$label);
-		is(scalar @reports,
-			$size >= $zero_copy_min ? 1 : 0,
+		is( went(bench($session, $queue_size, $size, 50, 2, 'pipelined')),
+			$size >= $zero_copy_min ? 'by reference' : 'copied',
 			"$label: "
-			  . ($size >= $zero_copy_min ? 'goes by reference' : 'is copied'));
+			  . ($size >= $zero_copy_min ? 'goes by reference' : 'is copied')
+			  . ', as a bench call of its shape shows');
 	}
 	$session->close;
 	check_no_leftovers($node, $segments_before, '16 MiB messages');
 }
 
 # A kept ring: call after call, of different sizes, copying or by reference,
-# through the same workers.
+# through the same workers.  A bench call of each call's shape follows it, on
+# the same ring, and shows which way it went and how many were in flight.
+# Keeping needs the extension's shared state; where there is none,
+# 110_kept_ring.pl checks that nothing is kept.
+if (has_shared_state($node))
 {
 	my $label   = 'a kept ring';
 	my $session = zero_copy_session();
@@ -345,31 +379,42 @@ sub check_and_count_leftovers
 				  $function eq 'test_shm_mq'
 				  ? "SELECT test_shm_mq($queue_size, substr(body, 1, $size), 20, 2) FROM message"
 				  : "SELECT test_shm_mq_pipelined($queue_size, substr(body, 1, $size), 20, 2, true) FROM message";
-				my $result  = $session->query($sql);
-				my @reports = in_flight_reports($result->{stderr});
-				my $bound   = 3 * $queue_size;
+				my $mode =
+				  $function eq 'test_shm_mq' ? 'pingpong' : 'pipelined';
+				my $result = $session->query($sql);
+				my $bound  = 3 * $queue_size;
 
 				$bound = 2 * $size if 2 * $size > $bound;
 				$calls++;
 				push @failed, "$sql: $result->{stderr}"
-				  if complaints($result->{stderr});
+				  if $result->{stderr} ne '';
 				push @other_workers, "after $sql"
 				  unless eq_hash(ring_of($leader), $pids);
 
-				# One report exactly when the call went by reference, with
-				# its size and bound, and within the bound; one message in
-				# flight for test_shm_mq, which sends one at a time.
+				my $row = bench($session, $queue_size, $size, 20, 2, $mode);
+				my $went = went($row);
+
+				$calls++;
+				push @failed, "$mode bench call of $size bytes: $row->{stderr}"
+				  if $row->{stderr} ne '';
+				push @other_workers, "after the $mode bench call of $size bytes"
+				  unless eq_hash(ring_of($leader), $pids);
+
+				# By reference exactly when the message reaches the
+				# threshold, and within the bound; one message in flight for
+				# ping-pong, which sends one at a time.
 				my $good =
 				  $size >= $zero_copy_min
-				  ? @reports == 1
-				  && ($function eq 'test_shm_mq_pipelined'
-					|| $reports[0]{most} == 1)
-				  && $reports[0]{size} == $size
-				  && $reports[0]{bound} == $bound
-				  && $reports[0]{most} >= 1
-				  && $reports[0]{most} <= int($bound / $size)
-				  : @reports == 0;
-				push @bad_reports, "$sql: $result->{stderr}" unless $good;
+				  ? $went eq 'by reference'
+				  && ($mode eq 'pipelined' || $row->{most} == 1)
+				  && $row->{most} >= 1
+				  && $row->{most} <= int($bound / $size)
+				  : $went eq 'copied';
+				push @bad_reports,
+				  "$mode bench call of $size bytes: $went, at most "
+				  . ($row->{most} // 'none')
+				  . " in flight, bound $bound bytes"
+				  unless $good;
 			}
 		}
 	}
@@ -377,7 +422,7 @@ sub check_and_count_leftovers
 	is_deeply(\@other_workers, [],
 		"$label: all $calls calls use the same workers");
 	is_deeply(\@bad_reports, [],
-		"$label: the zero-copy calls report their size and bound, and stay within it"
+		"$label: the bench calls go by reference exactly at the threshold, and stay within the bound"
 	);
 
 	# A cancel during a zero-copy call on the kept ring takes it down, its
@@ -425,7 +470,8 @@ sub check_and_count_leftovers
 }
 
 # The bound at its edge.  Each call sends enough copies that the leader
-# reaches the bound, and must never go past it.
+# reaches the bound, and must never go past it; test_shm_mq_bench's
+# most_in_flight says how many it had out at once.
 foreach my $strategy (wait_strategies($node))
 {
 	my $session = zero_copy_session();
@@ -444,27 +490,26 @@ foreach my $strategy (wait_strategies($node))
 	foreach my $size (sort { $a <=> $b } keys %edges)
 	{
 		my $label = "$strategy wait, messages of $size bytes, 4 workers";
-		my $bound = 5 * $queue_size;
-		my (@most, @bounds, @failed);
+		my (@most, @failed);
 
-		$bound = 2 * $size if 2 * $size > $bound;
 		foreach (1 .. $repeats)
 		{
-			my $result = $session->query(
-				"SELECT test_shm_mq_pipelined($queue_size, repeat('x', $size), 300, 4, true)"
-			);
-			my @reports = in_flight_reports($result->{stderr});
+			my $row = bench($session, $queue_size, $size, 300, 4, 'pipelined',
+				$strategy);
+			my $went = went($row);
 
-			push @failed, $result->{stderr}
-			  if complaints($result->{stderr}) || @reports != 1;
-			push @most,   map { $_->{most} } @reports;
-			push @bounds, map { $_->{bound} } @reports;
+			push @failed, $went if $went ne 'by reference';
+			push @most, $row->{most} if defined $row->{most};
 		}
+		my $verified = $session->query(
+			"SELECT test_shm_mq_pipelined($queue_size, repeat('x', $size), 300, 4, true)"
+		);
+		push @failed, "test_shm_mq_pipelined: $verified->{stderr}"
+		  if $verified->{stderr} ne '';
 		note "$label [" . dsm_choice() . "]: at most @most in flight";
 		is_deeply(\@failed, [],
-			"$label: $repeats calls succeed, each with one report");
-		is_deeply(\@bounds, [ ($bound) x $repeats ],
-			"$label: the bound is $bound bytes");
+			"$label: test_shm_mq_pipelined and $repeats bench calls succeed, the bench calls by reference"
+		);
 		is_deeply([ grep { $_ > $edges{$size} } @most ],
 			[], "$label: never more than $edges{$size} in flight");
 		is((sort { $b <=> $a } @most)[0],
@@ -477,15 +522,15 @@ foreach my $strategy (wait_strategies($node))
 		my $label = "$strategy wait, messages of 1 byte, 1 MiB queues, 4 workers";
 
 		configure($session, 'SET test_shm_mq_ext.zero_copy_min_bytes = 1');
-		my @reports = succeeds($session,
+		succeeds($session,
 			"SELECT test_shm_mq_pipelined($mib, 'x', 200000, 4, true)", $label);
+		my $row = bench($session, $mib, 1, 200000, 4, 'pipelined', $strategy);
 		configure($session,
 			"SET test_shm_mq_ext.zero_copy_min_bytes = '$zero_copy_setting'");
-		is(scalar @reports, 1, "$label: one report");
-		my $most = $reports[0] ? $reports[0]{most} : -1;
+		is(went($row), 'by reference',
+			"$label: a bench call of its shape goes by reference");
+		my $most = $row->{most} // -1;
 		note "$label [" . dsm_choice() . "]: at most $most in flight";
-		is($reports[0] ? $reports[0]{bound} : -1,
-			5 * $mib, "$label: the bound is 5 MiB");
 		cmp_ok($most, '<=', $max_references,
 			"$label: never more than $max_references in flight");
 		cmp_ok($most, '>=', 1, "$label: some in flight");
@@ -538,12 +583,8 @@ my $leader  = $session->pid;
 		push @left, map { "after call $call ($outcome): $_" }
 		  workers_seen($node, $control, $leader);
 
-		my $next = $session->query(
-			"SELECT test_shm_mq_pipelined($queue_size, repeat('z', $mib), 20, 2, true)"
-		);
-		push @after, "after call $call: $next->{stderr}"
-		  if complaints($next->{stderr})
-		  || in_flight_reports($next->{stderr}) != 1;
+		push @after, map { "after call $call: $_" }
+		  zero_copy_problems($session);
 	}
 	note sprintf(
 		'%s [%s]: a ring of 4 comes up and sends in %.1f ms; timeouts %d to %d ms; outcomes %s',
@@ -577,8 +618,8 @@ my $leader  = $session->pid;
 		foreach (1 .. 3)
 		{
 			my $result = $session->query($calls{$function});
-			is_deeply([ complaints($result->{stderr}) ],
-				[], "$label: an uncancelled $function call succeeds");
+			is($result->{stderr}, '',
+				"$label: an uncancelled $function call succeeds");
 			push @durations, $result->{done_at} - $result->{sent_at};
 		}
 		$span{$function} = 1.2 * median(@durations);
@@ -608,12 +649,8 @@ my $leader  = $session->pid;
 		push @left, map { "after call $call ($outcome): $_" }
 		  workers_seen($node, $control, $leader);
 
-		my $next = $session->query(
-			"SELECT test_shm_mq_pipelined($queue_size, repeat('z', $mib), 20, 2, true)"
-		);
-		push @after, "after call $call: $next->{stderr}"
-		  if complaints($next->{stderr})
-		  || in_flight_reports($next->{stderr}) != 1;
+		push @after, map { "after call $call: $_" }
+		  zero_copy_problems($session);
 	}
 	note "$label [" . dsm_choice() . ']: outcomes '
 	  . join(', ', map { "$_: $outcomes{$_}" } sort keys %outcomes);
