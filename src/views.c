@@ -173,7 +173,7 @@ ring_row(Tuplestorestate *store, TupleDesc tupdesc,
 													sizeof(int32), true,
 													TYPALIGN_INT));
 	values[col++] = Int64GetDatum(ring->queue_size);
-	values[col++] = CStringGetTextDatum(test_shm_mq_wait_strategies[ring->strategy].name);
+	values[col++] = CStringGetTextDatum(test_shm_mq_wait_strategy_name(ring->strategy));
 	values[col++] = CStringGetTextDatum(phase_names[ring->phase]);
 	values[col++] = Int64GetDatum(ring->calls);
 	values[col++] = Int64GetDatum(ring->messages);

@@ -110,6 +110,15 @@ test_shm_mq_wait_event_info(test_shm_mq_wait_event event)
 }
 
 /*
+ * A strategy's name, as its method gives it.
+ */
+const char *
+test_shm_mq_wait_strategy_name(test_shm_mq_wait_strategy strategy)
+{
+	return wait_methods[strategy]->name;
+}
+
+/*
  * Map a strategy name to the strategy; reject any other name.
  */
 test_shm_mq_wait_strategy

@@ -167,6 +167,7 @@ extern const struct config_enum_entry test_shm_mq_wait_strategies[];
 extern void test_shm_mq_init_wait_events(void);
 extern uint32 test_shm_mq_wait_event_info(test_shm_mq_wait_event event);
 extern test_shm_mq_wait_strategy test_shm_mq_parse_wait_strategy(const char *name);
+extern const char *test_shm_mq_wait_strategy_name(test_shm_mq_wait_strategy strategy);
 extern void test_shm_mq_wait_settings_now(test_shm_mq_wait_settings *settings,
 										  test_shm_mq_wait_strategy strategy);
 extern bool test_shm_mq_wait_settings_equal(const test_shm_mq_wait_settings *a,
