@@ -145,6 +145,9 @@ relay_work(test_shm_mq_relay *relay, Size nbytes, const void *data,
  * is held until we know whether one follows, and only the last of a run is
  * flushed, before we wait.  shm_mq has no call that flushes without
  * sending, so holding the last message back is how we flush before waiting.
+ * A message that came after a wait is sent on at once: one trip at a time,
+ * as in a ping-pong, none follows it, and the look for one would only
+ * delay it behind the wake-up that acknowledging it sends upstream.
  */
 void
 test_shm_mq_relay_messages(test_shm_mq_relay *relay)
@@ -152,6 +155,7 @@ test_shm_mq_relay_messages(test_shm_mq_relay *relay)
 	char		held[HELD_MESSAGE_MAX];
 	Size		held_bytes = 0;
 	bool		have_held = false;
+	bool		waited = true;	/* since the last message came */
 
 	for (;;)
 	{
@@ -180,6 +184,7 @@ test_shm_mq_relay_messages(test_shm_mq_relay *relay)
 			{
 				if (!wait_for_peer(relay, TEST_SHM_MQ_WAIT_EVENT_RECEIVE))
 					return;
+				waited = true;
 			}
 			else if (!forward_message(relay, held_bytes, held, true))
 				return;
@@ -200,7 +205,7 @@ test_shm_mq_relay_messages(test_shm_mq_relay *relay)
 		have_held = false;
 
 		relay_work(relay, nbytes, data, &out_nbytes, &out_data);
-		if (hold_back(relay, out_nbytes))
+		if (!waited && hold_back(relay, out_nbytes))
 		{
 			memcpy(held, out_data, out_nbytes);
 			held_bytes = out_nbytes;
@@ -208,6 +213,7 @@ test_shm_mq_relay_messages(test_shm_mq_relay *relay)
 		}
 		else if (!forward_message(relay, out_nbytes, out_data, true))
 			return;
+		waited = false;
 	}
 }
 

@@ -39,7 +39,11 @@
  *	  - It starts at the per-process budget.
  *	  - A wait that polled until progress doubles it, up to the ceiling.
  *	  - A wait that polled for the whole budget without progress halves it
- *		(to no less than 1 us), and the process sleeps.
+ *		(to no less than 1 us), and the process sleeps.  Short of CPUs
+ *		(P > C), one that polled in vain at the least budget also sleeps at
+ *		once for its next 8 waits, as after a contended yield (below): each
+ *		poll there is a yield that takes a CPU from the process it waits
+ *		for.
  *	  - A yield that kept it off the CPU for TEST_SHM_MQ_CONTENDED_US ends
  *		the polling and halves the budget too, and the process sleeps at
  *		once, without a poll, for its next 8 waits (twice as many each time
@@ -267,7 +271,18 @@ test_shm_mq_policy_look(test_shm_mq_wait_policy *policy, int64 now,
 	if (preempted || policy->contended ||
 		now - policy->round_start >= policy->budget_us)
 	{
-		/* Polling was wasted this time: poll for less next time. */
+		/*
+		 * Polling was wasted this time: poll for less next time.  Short of
+		 * CPUs, every poll is a yield that takes a CPU from the process we
+		 * wait for, so one wasted at the least budget sleeps at once for a
+		 * while, as a contended wait does (rule 3).
+		 */
+		if (policy->short_of_cpus && policy->budget_us <= MIN_BUDGET_US)
+		{
+			policy->sleep_waits = policy->sleep_backoff;
+			policy->sleep_backoff = Min(policy->sleep_backoff * 2,
+										SLEEP_WAITS_MAX);
+		}
 		policy->budget_us = Max(policy->budget_us / 2, MIN_BUDGET_US);
 		policy->polling = false;
 		policy->slept = true;
