@@ -30,8 +30,10 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use TestShmMq;
 
+# The statement timeout leaves the workers ample time to reach the lock,
+# which they do within milliseconds, so that it too strikes while they wait.
 my $nworkers             = 2;
-my $statement_timeout_ms = 500;
+my $statement_timeout_ms = 2000;
 
 # Workers connect as they start, before they are ready, so that a lock on
 # pg_authid holds them there.
@@ -82,13 +84,18 @@ foreach my $fault_name (sort keys %faults)
 	my $sent_at =
 	  $leader->send("SELECT test_shm_mq(1024, 'x', 1, $nworkers)");
 
-	# The workers show up in ps as soon as they are started.
+	# The workers show up in ps as soon as they are started.  Each look at
+	# the leader's session notes the moment its call ends, should it end
+	# while we wait here.
 	my $deadline = now() + $TestShmMq::SETTLE_SECONDS;
 	my @workers;
 	while (1)
 	{
 		@workers = worker_processes($node, $leader_pid);
-		last if @workers == $nworkers || now() > $deadline;
+		last
+		  if @workers == $nworkers
+		  || !$leader->running
+		  || now() > $deadline;
 		pause(0.02);
 	}
 	is(scalar @workers, $nworkers, "$label: the workers were started");
@@ -96,24 +103,22 @@ foreach my $fault_name (sort keys %faults)
 	  map { /^(\d+) .*worker (\d+) of/ ? ($2 => $1) : () } @workers;
 
 	# Let them reach the lock, as the locker sees in pg_locks; the call must
-	# still be waiting for them.  (Not with the statement timeout, which
-	# may well come first.)
-	if ($fault_name ne 'statement_timeout')
+	# still be waiting for them.
+	my $waiting;
+	$deadline = now() + $TestShmMq::SETTLE_SECONDS;
+	while (1)
 	{
-		my $waiting;
-		$deadline = now() + $TestShmMq::SETTLE_SECONDS;
-		while (1)
-		{
-			$waiting = $locker->query(
-				q{SELECT count(*) FROM pg_locks
-				WHERE relation = 'pg_authid'::regclass AND NOT granted})->{stdout};
-			last if $waiting == $nworkers || now() > $deadline;
-			pause(0.02);
-		}
-		is($waiting, $nworkers,
-			"$label: the workers wait for the lock on pg_authid");
-		ok($leader->running, "$label: the call waits for its workers");
+		$waiting = $locker->query(
+			q{SELECT count(*) FROM pg_locks
+			WHERE relation = 'pg_authid'::regclass AND NOT granted})->{stdout};
+		last
+		  if $waiting == $nworkers
+		  || !$leader->running
+		  || now() > $deadline;
+		pause(0.02);
 	}
+	is($waiting, $nworkers, "$label: the workers wait for the lock on pg_authid");
+	ok($leader->running, "$label: the call waits for its workers");
 
 	my $fault_at;
 	if ($fault_name eq 'SIGTERM to starting worker 1')

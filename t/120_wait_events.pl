@@ -165,16 +165,22 @@ sub workers_by_number
 	$leader->close;
 }
 
-# A kept ring's workers between calls, and the bench's idle time.
+# A kept ring's workers between calls, where rings can be kept at all (the
+# extension's shared state; 110_kept_ring.pl checks that without it nothing
+# is), and the bench's idle time.
 {
 	my $leader = TestShmMq::Session->new($node);
 
-	$leader->query('SET test_shm_mq_ext.ring_keepalive = 60000');
-	$leader->query("SELECT test_shm_mq(1024, 'x', 1, 2)");
-	my $workers = workers_by_number($leader->pid);
-	check_wait("worker $_ of a kept ring", $workers->{$_}, 'TestShmMqKept')
-	  foreach (1, 2);
-	$leader->query('SELECT test_shm_mq_release_ring()');
+	if (has_shared_state($node))
+	{
+		$leader->query('SET test_shm_mq_ext.ring_keepalive = 60000');
+		$leader->query("SELECT test_shm_mq(1024, 'x', 1, 2)");
+		my $workers = workers_by_number($leader->pid);
+		check_wait("worker $_ of a kept ring", $workers->{$_},
+			'TestShmMqKept')
+		  foreach (1, 2);
+		$leader->query('SELECT test_shm_mq_release_ring()');
+	}
 
 	$leader->send(
 		"SELECT * FROM test_shm_mq_bench(1024, 10, 60000, 1, 'idle', 'block')");

@@ -198,14 +198,16 @@ sub check_zero_copy_works
 	return;
 }
 
-# A leader's workers by number, as PIDs, seen at once.
+# A leader's workers by number, as PIDs, once pg_stat_activity shows every
+# worker of its ring: a kept ring's workers connect, and so show there, only
+# as the ring goes idle after the call has returned.
 sub ring_of
 {
 	my ($leader) = @_;
 
 	return {
 		map { ($_->{number} // '') => $_->{pid} }
-		  ring_workers($control, $leader) };
+		  shown_ring_workers($control, $leader) };
 }
 
 # The size of a segment named as dsm_segments() names it.
@@ -446,7 +448,11 @@ if (has_shared_state($node))
 	# Expiry, after a call of 16 MiB messages.  Each call's area goes as the
 	# call ends, so the idle ring holds none of it: no segment of a message's
 	# size is left while it waits.
-	configure($session, 'SET test_shm_mq_ext.ring_keepalive = 300');
+	# Long enough that the ring is surely still kept when first looked at, on
+	# a machine busy with other work; short enough to wait out.
+	my $keepalive_seconds = 2;
+	configure($session,
+		"SET test_shm_mq_ext.ring_keepalive = '${keepalive_seconds}s'");
 	succeeds($session,
 		"SELECT test_shm_mq_pipelined($queue_size, body, 5, 2, true) FROM message",
 		"$label, expiring: a call of 16 MiB");
@@ -459,7 +465,7 @@ if (has_shared_state($node))
 		],
 		[],
 		"$label, idle: no segment of the area is left");
-	my $deadline = now() + $TestShmMq::SETTLE_SECONDS;
+	my $deadline = now() + $keepalive_seconds + $TestShmMq::SETTLE_SECONDS;
 	pause(0.01)
 	  while (grep { !process_gone($_) } values %$pids) && now() < $deadline;
 	ok(!(grep { !process_gone($_) } values %$pids),

@@ -495,7 +495,9 @@ sub stat_workers
 
 =item process_gone(pid)
 
-True once a process has exited (a zombie counts as exited).
+True once a process has exited: its /proc entry is gone, or shows it a
+zombie (Z) or being reaped (X, x), the state a zombie passes through as
+its parent collects it.
 
 =cut
 
@@ -508,7 +510,7 @@ sub process_gone
 	$stat = <$fh>;
 	close $fh;
 	return 1 unless defined $stat;
-	return $stat =~ /\)\s+Z\s/ ? 1 : 0;
+	return $stat =~ /\)\s+[ZXx]\s/ ? 1 : 0;
 }
 
 =pod
