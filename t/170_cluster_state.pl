@@ -712,13 +712,20 @@ sub reload_with
 }
 
 # Wait until new sessions, and the control session, see a setting as shown.
+# A new session loads the library first: until then, where it is not
+# preloaded, the setting is a placeholder, shown as written ('60s', not
+# '1min').
 sub wait_for_setting
 {
 	my ($setting, $shown) = @_;
 
-	$node->poll_query_until('postgres',
-		"SELECT current_setting('test_shm_mq_ext.$setting') = '$shown'")
-	  or die "the reload of $setting did not take";
+	poll_until(
+		$TestShmMq::SETTLE_SECONDS,
+		sub {
+			$node->safe_psql('postgres',
+				"LOAD 'test_shm_mq_ext'; SHOW test_shm_mq_ext.$setting") eq
+			  $shown;
+		}) or die "the reload of $setting did not take";
 	poll_until(
 		$TestShmMq::SETTLE_SECONDS,
 		sub {
@@ -778,6 +785,7 @@ sub wait_for_setting
 	reload_with('ring_keepalive', '60s');
 	wait_for_setting('ring_keepalive', '1min');
 	my $session = TestShmMq::Session->new($node);
+	quietly($session, "LOAD 'test_shm_mq_ext'", $label);
 	is($session->query('SHOW test_shm_mq_ext.ring_keepalive')->{stdout},
 		'1min', "$label: a new session has the keepalive of postgresql.conf");
 	kept_ring($session, 2, $label);
